@@ -1,0 +1,1 @@
+"""Pure-Python core: hardware, GGUF headers, estimates, catalog. No Qt, no llama_cpp."""

@@ -1,0 +1,1 @@
+"""The inference worker process: the only package that imports llama_cpp."""

@@ -1,0 +1,1 @@
+"""Qt services (QtCore only): engine client, monitor, background tasks."""
