@@ -1,0 +1,188 @@
+"""Tiny random-weight GGUF models of several architectures, written with the `gguf` package.
+
+The accuracy suite loads them with real llama.cpp and compares what it allocates with the
+estimator; the engine tests use them for odd chat templates. Weights are random: quantized
+types are filled with random bytes of the right size (llama.cpp never looks at their values
+while loading), except for small F16/Q8_0 models meant to generate text, which get real values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import gguf
+import numpy as np
+
+QT = gguf.GGMLQuantizationType
+
+
+@dataclass(frozen=True)
+class SynthModel:
+    """Shape of one synthetic model. Defaults: a small llama with grouped-query attention."""
+
+    arch: str = "llama"
+    n_layer: int = 4
+    n_embd: int = 256
+    n_head: int = 8
+    n_head_kv: int = 2
+    head_dim: int = 32
+    n_ff: int = 512
+    n_vocab: int = 2048
+    ctx_train: int = 8192
+    sliding_window: int = 0
+    n_expert: int = 0
+    n_expert_used: int = 0
+    n_ff_exp: int = 0
+    tied_output: bool = False
+    weight_type: str = "Q8_0"  # storage type of the 2-D weights
+    embd_type: str = "Q8_0"
+    output_type: str = "Q8_0"
+    chat_template: str | None = None
+    extra_kv: dict[str, object] = field(default_factory=dict)
+    seed: int = 0
+
+
+def _tokens(n_vocab: int) -> tuple[list[str], list[float], list[int]]:
+    """A SentencePiece-style vocabulary: specials, the 256 byte tokens, then plain pieces."""
+    tokens = ["<unk>", "<s>", "</s>"]
+    types = [2, 3, 3]  # unknown, control, control
+    tokens += [f"<0x{b:02X}>" for b in range(256)]
+    types += [6] * 256  # byte
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    i = 0
+    while len(tokens) < n_vocab:
+        word = letters[i % 26] + (letters[(i // 26) % 26] if i >= 26 else "")
+        piece = "\u2581" + word + (str(i // 676) if i >= 676 else "")
+        tokens.append(piece)
+        types.append(1)
+        i += 1
+    scores = [-float(k) for k in range(len(tokens))]
+    return tokens[:n_vocab], scores[:n_vocab], types[:n_vocab]
+
+
+def _tensor(rng: np.random.Generator, shape: tuple[int, ...], type_name: str) -> tuple[np.ndarray, QT]:
+    """Data for a tensor of numpy shape `shape` stored as `type_name`."""
+    qtype = QT[type_name]
+    if type_name == "F32":
+        return rng.standard_normal(shape, dtype=np.float32) * 0.02, qtype
+    if type_name == "F16":
+        return (rng.standard_normal(shape, dtype=np.float32) * 0.02).astype(np.float16), qtype
+    if type_name in ("Q8_0", "Q4_0", "Q5_0", "Q4_1", "Q5_1"):
+        values = rng.standard_normal(shape, dtype=np.float32) * 0.02
+        return gguf.quants.quantize(values, qtype), qtype
+    # K-quants and others: random bytes of the exact size (load-only models).
+    block, type_size = gguf.GGML_QUANT_SIZES[qtype]
+    if shape[-1] % block:
+        raise ValueError(f"row length {shape[-1]} is not a multiple of {type_name}'s block {block}")
+    byte_shape = (*shape[:-1], shape[-1] // block * type_size)
+    data = rng.integers(0, 256, size=byte_shape, dtype=np.uint8)
+    return data, qtype
+
+
+def write_model(path: Path, m: SynthModel) -> Path:
+    """Write `m` as a GGUF file at `path` and return the path."""
+    rng = np.random.default_rng(m.seed)
+    writer = gguf.GGUFWriter(str(path), m.arch)
+    a = m.arch
+    writer.add_name(f"synthetic {a}")
+    writer.add_file_type(gguf.LlamaFileType.MOSTLY_Q8_0)
+    writer.add_uint32(f"{a}.context_length", m.ctx_train)
+    writer.add_uint32(f"{a}.embedding_length", m.n_embd)
+    writer.add_uint32(f"{a}.block_count", m.n_layer)
+    writer.add_uint32(f"{a}.feed_forward_length", m.n_ff)
+    writer.add_uint32(f"{a}.attention.head_count", m.n_head)
+    writer.add_uint32(f"{a}.attention.head_count_kv", m.n_head_kv)
+    writer.add_uint32(f"{a}.attention.key_length", m.head_dim)
+    writer.add_uint32(f"{a}.attention.value_length", m.head_dim)
+    writer.add_float32(f"{a}.attention.layer_norm_rms_epsilon", 1e-6)
+    writer.add_float32(f"{a}.rope.freq_base", 10000.0)
+    if m.sliding_window:
+        writer.add_uint32(f"{a}.attention.sliding_window", m.sliding_window)
+    if m.n_expert:
+        writer.add_uint32(f"{a}.expert_count", m.n_expert)
+        writer.add_uint32(f"{a}.expert_used_count", m.n_expert_used)
+        writer.add_uint32(f"{a}.expert_feed_forward_length", m.n_ff_exp)
+    for key, value in m.extra_kv.items():
+        if isinstance(value, int):
+            writer.add_uint32(key, value)
+        elif isinstance(value, str):
+            writer.add_string(key, value)
+    tokens, scores, types = _tokens(m.n_vocab)
+    writer.add_tokenizer_model("llama")
+    writer.add_tokenizer_pre("default")
+    writer.add_token_list(tokens)
+    writer.add_token_scores(scores)
+    writer.add_token_types(types)
+    writer.add_bos_token_id(1)
+    writer.add_eos_token_id(2)
+    writer.add_unk_token_id(0)
+    if m.chat_template is not None:
+        writer.add_chat_template(m.chat_template)
+
+    def add(name: str, shape: tuple[int, ...], type_name: str) -> None:
+        data, qtype = _tensor(rng, shape, type_name)
+        if type_name in ("F32", "F16"):
+            writer.add_tensor(name, data)
+        else:
+            writer.add_tensor(name, data, raw_dtype=qtype)
+
+    e, hd = m.n_embd, m.head_dim
+    add("token_embd.weight", (m.n_vocab, e), m.embd_type)
+    add("output_norm.weight", (e,), "F32")
+    if not m.tied_output:
+        add("output.weight", (m.n_vocab, e), m.output_type)
+    w = m.weight_type
+    for il in range(m.n_layer):
+        p = f"blk.{il}."
+        add(p + "attn_norm.weight", (e,), "F32")
+        add(p + "attn_q.weight", (m.n_head * hd, e), w)
+        add(p + "attn_k.weight", (m.n_head_kv * hd, e), w)
+        add(p + "attn_v.weight", (m.n_head_kv * hd, e), w)
+        add(p + "attn_output.weight", (e, m.n_head * hd), w)
+        if a in ("qwen3", "qwen3moe", "gemma3"):
+            add(p + "attn_q_norm.weight", (hd,), "F32")
+            add(p + "attn_k_norm.weight", (hd,), "F32")
+        if a == "gemma3":
+            add(p + "post_attention_norm.weight", (e,), "F32")
+            add(p + "post_ffw_norm.weight", (e,), "F32")
+        add(p + "ffn_norm.weight", (e,), "F32")
+        if m.n_expert:
+            add(p + "ffn_gate_inp.weight", (m.n_expert, e), "F32")
+            add(p + "ffn_gate_exps.weight", (m.n_expert, m.n_ff_exp, e), w)
+            add(p + "ffn_up_exps.weight", (m.n_expert, m.n_ff_exp, e), w)
+            add(p + "ffn_down_exps.weight", (m.n_expert, e, m.n_ff_exp), w)
+        else:
+            add(p + "ffn_gate.weight", (m.n_ff, e), w)
+            add(p + "ffn_up.weight", (m.n_ff, e), w)
+            add(p + "ffn_down.weight", (e, m.n_ff), w)
+
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+#: The architectures the accuracy suite checks, sized so that weights, KV cache and compute
+#: buffers are all of the same order (a model where one part dwarfs the rest hides errors).
+ACCURACY_MODELS: dict[str, SynthModel] = {
+    "llama-gqa": SynthModel(
+        arch="llama", n_layer=8, n_embd=512, n_head=16, n_head_kv=4, head_dim=32, n_ff=1536,
+        n_vocab=8192, weight_type="Q4_0", embd_type="Q8_0", output_type="Q6_K",
+    ),
+    "qwen3": SynthModel(
+        arch="qwen3", n_layer=6, n_embd=512, n_head=8, n_head_kv=2, head_dim=128, n_ff=1024,
+        n_vocab=6000, weight_type="Q8_0", embd_type="Q8_0", tied_output=True,
+    ),
+    "qwen3moe": SynthModel(
+        arch="qwen3moe", n_layer=4, n_embd=512, n_head=8, n_head_kv=4, head_dim=64, n_ff=1024,
+        n_vocab=4096, n_expert=16, n_expert_used=4, n_ff_exp=256, weight_type="Q4_K",
+        embd_type="Q8_0", output_type="Q8_0",
+    ),
+    "gemma3-swa": SynthModel(
+        arch="gemma3", n_layer=12, n_embd=512, n_head=4, n_head_kv=1, head_dim=128, n_ff=1024,
+        n_vocab=16384, sliding_window=512, tied_output=True, weight_type="Q4_K",
+        embd_type="Q8_0",
+    ),
+}
