@@ -110,15 +110,182 @@ def _print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, sort_keys=False))
 
 
-def _cmd_hardware(args: argparse.Namespace) -> int:
-    from desktop.core.hardware import detect, summary_lines
+def _load_profile(path: Path | None, *, measure: bool = True) -> Any:
+    """This machine's profile, or a hand-written what-if profile from --hardware FILE."""
+    from desktop.core.hardware import HardwareProfile, detect
 
-    profile = detect(measure_bandwidth=not args.no_bandwidth)
+    if path is None:
+        return detect(measure_bandwidth=measure)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"cannot read the hardware file {path}: {exc.strerror}") from None
+    try:
+        return HardwareProfile.from_json(text)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise UserError(f"{path} is not a hardware profile: {exc}") from None
+
+
+def _read_target_header(target: str) -> Any:
+    """A local GGUF path, or REPO[:FILE] on Hugging Face (only the header is fetched)."""
+    from desktop.core.gguf import GGUFError, read_header_file
+
+    local = Path(target).expanduser()
+    if local.exists() or (target.endswith(".gguf") and ":" not in target and "/" not in target):
+        if not local.is_file():
+            raise UserError(f"{target} is not a file.")
+        try:
+            return read_header_file(local)
+        except GGUFError as exc:
+            raise UserError(f"{local.name} is not a usable GGUF file: {exc}") from None
+    if "/" not in target:
+        raise UserError(f"{target} is neither a file nor a Hugging Face repo (owner/name).")
+    return _read_remote_header(target)
+
+
+def _read_remote_header(target: str) -> Any:
+    from desktop.core import hub
+    from desktop.core.gguf import GGUFError
+
+    repo, _, filename = target.partition(":")
+    try:
+        if not filename:
+            files = hub.list_gguf_files(repo)
+            if not files:
+                raise UserError(f"{repo} has no GGUF files.")
+            if len(files) > 1:
+                names = ", ".join(f.name for f in files[:8])
+                raise UserError(
+                    f"{repo} has {len(files)} GGUF files; pick one as "
+                    f"{repo}:FILE ({names}{', ...' if len(files) > 8 else ''})."
+                )
+            filename = files[0].first_part
+        return hub.read_remote_header(repo, filename)
+    except hub.HubError as exc:
+        raise UserError(str(exc)) from None
+    except GGUFError as exc:
+        raise UserError(f"{filename} is not a usable GGUF file: {exc}") from None
+
+
+def _cmd_hardware(args: argparse.Namespace) -> int:
+    from desktop.core.hardware import summary_lines
+
+    profile = _load_profile(None, measure=not args.no_bandwidth)
     if args.json:
         print(profile.to_json())
     else:
         print("\n".join(summary_lines(profile)))
     return 0
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    from desktop.core.gguf import summarize
+    from desktop.core.units import format_bytes
+
+    header = _read_target_header(args.target)
+    summary = summarize(header)
+    if args.json:
+        _print_json(summary)
+        return 0
+    for key, value in summary.items():
+        if key == "quantization_mix":
+            continue
+        if isinstance(value, int) and ("bytes" in key or key == "file_size"):
+            value = f"{format_bytes(value)} ({value} bytes)"
+        print(f"{key.replace('_', ' ')}: {value}")
+    mix = summary.get("quantization_mix")
+    if isinstance(mix, dict):
+        print("quantization mix:")
+        for type_name, info in mix.items():
+            print(f"  {type_name:8} {info['tensors']:5} tensors  {format_bytes(info['bytes'])}")
+    return 0
+
+
+def _settings_from_args(args: argparse.Namespace, n_ctx_default: int) -> Any:
+    from desktop.core.estimate import MIB, Settings
+
+    kwargs: dict[str, Any] = {
+        "n_ctx": args.ctx or n_ctx_default,
+        "kv_type": args.kv_type,
+        "n_gpu_layers": getattr(args, "gpu_layers", None),
+        "flash_attn": bool(getattr(args, "flash_attn", False)),
+        "offload_kqv": not getattr(args, "no_kv_offload", False),
+    }
+    if getattr(args, "batch", None):
+        kwargs["n_batch"] = args.batch
+    if getattr(args, "ubatch", None):
+        kwargs["n_ubatch"] = args.ubatch
+    if getattr(args, "reserve", None) is not None:
+        kwargs["reserve_bytes"] = int(args.reserve * 1024 * MIB)
+    return Settings(**kwargs)
+
+
+def default_context(spec: Any) -> int:
+    """The context the app proposes: 4096, or the trained length when that is shorter."""
+    trained = int(getattr(spec, "n_ctx_train", 0) or 0)
+    return min(4096, trained) if trained else 4096
+
+
+def _cmd_estimate(args: argparse.Namespace) -> int:
+    from desktop.core.estimate import devices_from_profile, estimate
+    from desktop.core.gguf import GGUFError
+    from desktop.core.modelspec import spec_from_header
+
+    header = _read_target_header(args.target)
+    try:
+        spec = spec_from_header(header)
+    except GGUFError as exc:
+        raise UserError(f"cannot estimate this model: {exc}") from None
+    settings = _settings_from_args(args, default_context(spec))
+    profile = _load_profile(args.hardware)
+    plan = estimate(spec, settings, devices_from_profile(profile, settings.reserve_bytes))
+    if args.json:
+        _print_json(plan.to_dict())
+    else:
+        print("\n".join(plan_lines(plan)))
+    return 0
+
+
+def plan_lines(plan: Any) -> list[str]:
+    """A readable rendering of a Plan for the terminal."""
+    from desktop.core.units import format_bytes
+
+    lines = [
+        f"{plan.model_name}: {plan.verdict_label} at {plan.n_ctx} tokens of context "
+        f"({plan.estimate_kind} estimate)",
+        f"  {plan.reason}",
+        f"  Suggestion: {plan.suggestion}",
+    ]
+    header = f"  {'device':24} {'weights':>10} {'KV cache':>10} {'compute':>10} {'other':>10}"
+    lines += ["", header + f" {'total':>10} {'capacity':>10}"]
+    for d in plan.devices:
+        other = d.output_bytes + d.overhead_bytes
+        lines.append(
+            f"  {d.name[:24]:24} {format_bytes(d.weights_bytes):>10} {format_bytes(d.kv_bytes):>10}"
+            f" {format_bytes(d.compute_bytes):>10} {format_bytes(other):>10}"
+            f" {format_bytes(d.total_bytes):>10} {format_bytes(d.capacity_bytes):>10}"
+            + ("" if d.fits else "  does not fit")
+        )
+    speed = plan.predicted_tokens_per_s
+    prompt = plan.predicted_prompt_tokens_per_s
+    lines.append("")
+    lines.append(
+        "  Predicted speed: "
+        + (f"{speed:.1f} tokens/s" if speed else "unknown (no bandwidth figure)")
+        + (f", prompt {prompt:.0f} tokens/s" if prompt else "")
+    )
+    if plan.max_ctx_full_gpu:
+        lines.append(f"  Largest context fully on GPU: {plan.max_ctx_full_gpu} tokens")
+    lines.extend(f"  Note: {n}" for n in plan.notes)
+    return lines
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    raise UserError("the models command is not available yet.")
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    raise UserError("the bench command is not available yet.")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -137,14 +304,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         from desktop.app import main as app_main
 
         return app_main()
-    from desktop import commands
-
     handlers = {
         "hardware": _cmd_hardware,
-        "models": commands.cmd_models,
-        "inspect": commands.cmd_inspect,
-        "estimate": commands.cmd_estimate,
-        "bench": commands.cmd_bench,
+        "models": _cmd_models,
+        "inspect": _cmd_inspect,
+        "estimate": _cmd_estimate,
+        "bench": _cmd_bench,
     }
     try:
         return handlers[args.command](args)
@@ -153,3 +318,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -61,7 +61,9 @@ def _tokens(n_vocab: int) -> tuple[list[str], list[float], list[int]]:
     return tokens[:n_vocab], scores[:n_vocab], types[:n_vocab]
 
 
-def _tensor(rng: np.random.Generator, shape: tuple[int, ...], type_name: str) -> tuple[np.ndarray, QT]:
+def _tensor(
+    rng: np.random.Generator, shape: tuple[int, ...], type_name: str
+) -> tuple[np.ndarray, QT]:
     """Data for a tensor of numpy shape `shape` stored as `type_name`."""
     qtype = QT[type_name]
     if type_name == "F32":
@@ -80,10 +82,52 @@ def _tensor(rng: np.random.Generator, shape: tuple[int, ...], type_name: str) ->
     return data, qtype
 
 
-def write_model(path: Path, m: SynthModel) -> Path:
-    """Write `m` as a GGUF file at `path` and return the path."""
-    rng = np.random.default_rng(m.seed)
-    writer = gguf.GGUFWriter(str(path), m.arch)
+def _tensor_shapes(m: SynthModel) -> list[tuple[str, tuple[int, ...], str]]:
+    """(name, numpy shape, storage type) of every tensor of `m`, in file order."""
+    e, hd, w = m.n_embd, m.head_dim, m.weight_type
+    shapes: list[tuple[str, tuple[int, ...], str]] = [
+        ("token_embd.weight", (m.n_vocab, e), m.embd_type),
+        ("output_norm.weight", (e,), "F32"),
+    ]
+    if not m.tied_output:
+        shapes.append(("output.weight", (m.n_vocab, e), m.output_type))
+    for il in range(m.n_layer):
+        p = f"blk.{il}."
+        shapes += [
+            (p + "attn_norm.weight", (e,), "F32"),
+            (p + "attn_q.weight", (m.n_head * hd, e), w),
+            (p + "attn_k.weight", (m.n_head_kv * hd, e), w),
+            (p + "attn_v.weight", (m.n_head_kv * hd, e), w),
+            (p + "attn_output.weight", (e, m.n_head * hd), w),
+        ]
+        if m.arch in ("qwen3", "qwen3moe", "gemma3"):
+            shapes += [
+                (p + "attn_q_norm.weight", (hd,), "F32"),
+                (p + "attn_k_norm.weight", (hd,), "F32"),
+            ]
+        if m.arch == "gemma3":
+            shapes += [
+                (p + "post_attention_norm.weight", (e,), "F32"),
+                (p + "post_ffw_norm.weight", (e,), "F32"),
+            ]
+        shapes.append((p + "ffn_norm.weight", (e,), "F32"))
+        if m.n_expert:
+            shapes += [
+                (p + "ffn_gate_inp.weight", (m.n_expert, e), "F32"),
+                (p + "ffn_gate_exps.weight", (m.n_expert, m.n_ff_exp, e), w),
+                (p + "ffn_up_exps.weight", (m.n_expert, m.n_ff_exp, e), w),
+                (p + "ffn_down_exps.weight", (m.n_expert, e, m.n_ff_exp), w),
+            ]
+        else:
+            shapes += [
+                (p + "ffn_gate.weight", (m.n_ff, e), w),
+                (p + "ffn_up.weight", (m.n_ff, e), w),
+                (p + "ffn_down.weight", (e, m.n_ff), w),
+            ]
+    return shapes
+
+
+def _add_metadata(writer: gguf.GGUFWriter, m: SynthModel) -> None:
     a = m.arch
     writer.add_name(f"synthetic {a}")
     writer.add_file_type(gguf.LlamaFileType.MOSTLY_Q8_0)
@@ -120,6 +164,43 @@ def write_model(path: Path, m: SynthModel) -> Path:
     if m.chat_template is not None:
         writer.add_chat_template(m.chat_template)
 
+
+def write_header_only(path: Path, m: SynthModel) -> Path:
+    """A full-size GGUF whose tensor data is a sparse hole: real header, no disk cost.
+
+    For estimator tests of models far bigger than this machine could write (an 8B or 14B
+    shape): the reader sees a valid file of the true size, and no byte of data is stored.
+    """
+    writer = gguf.GGUFWriter(str(path), m.arch)
+    _add_metadata(writer, m)
+    for name, shape, type_name in _tensor_shapes(m):
+        qtype = QT[type_name]
+        block, type_size = gguf.GGML_QUANT_SIZES[qtype]
+        n_bytes = int(np.prod(shape)) // block * type_size
+        byte_shape = (*shape[:-1], shape[-1] // block * type_size)
+        writer.add_tensor_info(name, byte_shape, np.dtype(np.uint8), n_bytes, raw_dtype=qtype)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_ti_data_to_file()
+    writer.close()
+    alignment = 32
+    data_start = (path.stat().st_size + alignment - 1) // alignment * alignment
+    total = 0
+    for _, shape, type_name in _tensor_shapes(m):
+        block, type_size = gguf.GGML_QUANT_SIZES[QT[type_name]]
+        n_bytes = int(np.prod(shape)) // block * type_size
+        total += (n_bytes + alignment - 1) // alignment * alignment
+    with open(path, "r+b") as f:
+        f.truncate(data_start + total)
+    return path
+
+
+def write_model(path: Path, m: SynthModel) -> Path:
+    """Write `m` as a GGUF file at `path` and return the path."""
+    rng = np.random.default_rng(m.seed)
+    writer = gguf.GGUFWriter(str(path), m.arch)
+    _add_metadata(writer, m)
+
     def add(name: str, shape: tuple[int, ...], type_name: str) -> None:
         data, qtype = _tensor(rng, shape, type_name)
         if type_name in ("F32", "F16"):
@@ -127,35 +208,8 @@ def write_model(path: Path, m: SynthModel) -> Path:
         else:
             writer.add_tensor(name, data, raw_dtype=qtype)
 
-    e, hd = m.n_embd, m.head_dim
-    add("token_embd.weight", (m.n_vocab, e), m.embd_type)
-    add("output_norm.weight", (e,), "F32")
-    if not m.tied_output:
-        add("output.weight", (m.n_vocab, e), m.output_type)
-    w = m.weight_type
-    for il in range(m.n_layer):
-        p = f"blk.{il}."
-        add(p + "attn_norm.weight", (e,), "F32")
-        add(p + "attn_q.weight", (m.n_head * hd, e), w)
-        add(p + "attn_k.weight", (m.n_head_kv * hd, e), w)
-        add(p + "attn_v.weight", (m.n_head_kv * hd, e), w)
-        add(p + "attn_output.weight", (e, m.n_head * hd), w)
-        if a in ("qwen3", "qwen3moe", "gemma3"):
-            add(p + "attn_q_norm.weight", (hd,), "F32")
-            add(p + "attn_k_norm.weight", (hd,), "F32")
-        if a == "gemma3":
-            add(p + "post_attention_norm.weight", (e,), "F32")
-            add(p + "post_ffw_norm.weight", (e,), "F32")
-        add(p + "ffn_norm.weight", (e,), "F32")
-        if m.n_expert:
-            add(p + "ffn_gate_inp.weight", (m.n_expert, e), "F32")
-            add(p + "ffn_gate_exps.weight", (m.n_expert, m.n_ff_exp, e), w)
-            add(p + "ffn_up_exps.weight", (m.n_expert, m.n_ff_exp, e), w)
-            add(p + "ffn_down_exps.weight", (m.n_expert, e, m.n_ff_exp), w)
-        else:
-            add(p + "ffn_gate.weight", (m.n_ff, e), w)
-            add(p + "ffn_up.weight", (m.n_ff, e), w)
-            add(p + "ffn_down.weight", (e, m.n_ff), w)
+    for name, shape, type_name in _tensor_shapes(m):
+        add(name, shape, type_name)
 
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
@@ -168,21 +222,92 @@ def write_model(path: Path, m: SynthModel) -> Path:
 #: buffers are all of the same order (a model where one part dwarfs the rest hides errors).
 ACCURACY_MODELS: dict[str, SynthModel] = {
     "llama-gqa": SynthModel(
-        arch="llama", n_layer=8, n_embd=512, n_head=16, n_head_kv=4, head_dim=32, n_ff=1536,
-        n_vocab=8192, weight_type="Q4_0", embd_type="Q8_0", output_type="Q6_K",
+        arch="llama",
+        n_layer=8,
+        n_embd=512,
+        n_head=16,
+        n_head_kv=4,
+        head_dim=32,
+        n_ff=1536,
+        n_vocab=8192,
+        weight_type="Q4_0",
+        embd_type="Q8_0",
+        output_type="Q6_K",
     ),
     "qwen3": SynthModel(
-        arch="qwen3", n_layer=6, n_embd=512, n_head=8, n_head_kv=2, head_dim=128, n_ff=1024,
-        n_vocab=6000, weight_type="Q8_0", embd_type="Q8_0", tied_output=True,
+        arch="qwen3",
+        n_layer=6,
+        n_embd=512,
+        n_head=8,
+        n_head_kv=2,
+        head_dim=128,
+        n_ff=1024,
+        n_vocab=6000,
+        weight_type="Q8_0",
+        embd_type="Q8_0",
+        tied_output=True,
     ),
     "qwen3moe": SynthModel(
-        arch="qwen3moe", n_layer=4, n_embd=512, n_head=8, n_head_kv=4, head_dim=64, n_ff=1024,
-        n_vocab=4096, n_expert=16, n_expert_used=4, n_ff_exp=256, weight_type="Q4_K",
-        embd_type="Q8_0", output_type="Q8_0",
+        arch="qwen3moe",
+        n_layer=4,
+        n_embd=512,
+        n_head=8,
+        n_head_kv=4,
+        head_dim=64,
+        n_ff=1024,
+        n_vocab=4096,
+        n_expert=16,
+        n_expert_used=4,
+        n_ff_exp=256,
+        weight_type="Q4_K",
+        embd_type="Q8_0",
+        output_type="Q8_0",
     ),
     "gemma3-swa": SynthModel(
-        arch="gemma3", n_layer=12, n_embd=512, n_head=4, n_head_kv=1, head_dim=128, n_ff=1024,
-        n_vocab=16384, sliding_window=512, tied_output=True, weight_type="Q4_K",
+        arch="gemma3",
+        n_layer=12,
+        n_embd=512,
+        n_head=4,
+        n_head_kv=1,
+        head_dim=128,
+        n_ff=1024,
+        n_vocab=16384,
+        sliding_window=512,
+        tied_output=True,
+        weight_type="Q4_K",
         embd_type="Q8_0",
     ),
 }
+
+
+#: Shapes of real models, written header-only (sparse) for fit tests. Numbers from the
+#: models' published configs (../shared/catalog-research.json): Llama 3.1 8B and a 14B
+#: Qwen-2.5-style dense model.
+LLAMA_8B_Q4 = SynthModel(
+    arch="llama",
+    n_layer=32,
+    n_embd=4096,
+    n_head=32,
+    n_head_kv=8,
+    head_dim=128,
+    n_ff=14336,
+    n_vocab=128256,
+    ctx_train=131072,
+    weight_type="Q4_K",
+    embd_type="Q4_K",
+    output_type="Q6_K",
+)
+DENSE_14B_Q8 = SynthModel(
+    arch="qwen2",
+    n_layer=48,
+    n_embd=5120,
+    n_head=40,
+    n_head_kv=8,
+    head_dim=128,
+    n_ff=13824,
+    n_vocab=152064,
+    ctx_train=32768,
+    weight_type="Q8_0",
+    embd_type="Q8_0",
+    output_type="Q8_0",
+)

@@ -41,7 +41,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from enum import Enum
+from enum import StrEnum
 from typing import Any, Protocol
 
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
@@ -52,8 +52,11 @@ MIB = 1024 * 1024
 GIB = 1024 * MIB
 
 KV_TYPES = ("f16", "q8_0", "q4_0")
-_KV_GGML = {"f16": GGMLQuantizationType.F16, "q8_0": GGMLQuantizationType.Q8_0,
-            "q4_0": GGMLQuantizationType.Q4_0}
+_KV_GGML = {
+    "f16": GGMLQuantizationType.F16,
+    "q8_0": GGMLQuantizationType.Q8_0,
+    "q4_0": GGMLQuantizationType.Q4_0,
+}
 
 #: llama.cpp pads the context (and the SWA cache) to a multiple of this many cells.
 CTX_PAD = 256
@@ -67,8 +70,14 @@ CUDA_ROW_PADDING = 512
 #: Memory a backend uses that llama.cpp does not report as a buffer. The CUDA figure is the
 #: context plus cuBLAS workspace as commonly observed on recent drivers (about 300 MiB);
 #: Vulkan is lighter; Metal maps host memory. To calibrate with NVML on real cards.
-BACKEND_OVERHEAD_BYTES = {"cuda": 300 * MIB, "vulkan": 150 * MIB, "metal": 0, "rocm": 300 * MIB,
-                          "sycl": 300 * MIB, "gpu": 300 * MIB}
+BACKEND_OVERHEAD_BYTES = {
+    "cuda": 300 * MIB,
+    "vulkan": 150 * MIB,
+    "metal": 0,
+    "rocm": 300 * MIB,
+    "sycl": 300 * MIB,
+    "gpu": 300 * MIB,
+}
 #: The worker process itself (Python, llama-cpp-python, ggml's thread pool) before any buffer:
 #: measured on Linux x86_64 as the worker's RSS minus llama.cpp's buffers (about 90 MiB).
 CPU_PROCESS_OVERHEAD_BYTES = 96 * MIB
@@ -76,11 +85,25 @@ CPU_PROCESS_OVERHEAD_BYTES = 96 * MIB
 #: Fraction of theoretical bandwidth that decoding reaches, per backend. Starting values from
 #: the common observation that llama.cpp reaches 60-80% of peak on GPUs and about half of a
 #: measured copy bandwidth on CPUs; each to be calibrated from measurements.
-BANDWIDTH_EFFICIENCY = {"cpu": 0.55, "cuda": 0.75, "metal": 0.70, "vulkan": 0.65, "rocm": 0.65,
-                        "sycl": 0.55, "gpu": 0.65}
+BANDWIDTH_EFFICIENCY = {
+    "cpu": 0.55,
+    "cuda": 0.75,
+    "metal": 0.70,
+    "vulkan": 0.65,
+    "rocm": 0.65,
+    "sycl": 0.55,
+    "gpu": 0.65,
+}
 #: Fraction of peak FLOPS that prompt processing reaches.
-COMPUTE_EFFICIENCY = {"cpu": 0.35, "cuda": 0.45, "metal": 0.40, "vulkan": 0.35, "rocm": 0.35,
-                      "sycl": 0.30, "gpu": 0.35}
+COMPUTE_EFFICIENCY = {
+    "cpu": 0.35,
+    "cuda": 0.45,
+    "metal": 0.40,
+    "vulkan": 0.35,
+    "rocm": 0.35,
+    "sycl": 0.30,
+    "gpu": 0.35,
+}
 #: Peak f32 FLOPs per cycle per physical core with AVX2 FMA (2 x 8-wide FMA units), used when
 #: the CPU's FLOPS are not known; 3.0 GHz is assumed when the clock is unknown.
 CPU_FLOPS_PER_CYCLE = 32
@@ -91,7 +114,7 @@ OUTPUT_PHASE_EMBD_ROWS = 4
 KV_FILL_FOR_SPEED = 0.5
 
 
-class Verdict(str, Enum):
+class Verdict(StrEnum):
     FULL_GPU = "FULL_GPU"
     PARTIAL = "PARTIAL"
     CPU_ONLY = "CPU_ONLY"
@@ -163,8 +186,13 @@ class DevicePlan:
 
     @property
     def total_bytes(self) -> int:
-        return (self.weights_bytes + self.kv_bytes + self.compute_bytes + self.output_bytes
-                + self.overhead_bytes)
+        return (
+            self.weights_bytes
+            + self.kv_bytes
+            + self.compute_bytes
+            + self.output_bytes
+            + self.overhead_bytes
+        )
 
     @property
     def fits(self) -> bool:
@@ -172,11 +200,17 @@ class DevicePlan:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "name": self.name, "kind": self.kind, "layers": self.layers,
-            "weights_bytes": self.weights_bytes, "kv_bytes": self.kv_bytes,
-            "compute_bytes": self.compute_bytes, "output_bytes": self.output_bytes,
-            "overhead_bytes": self.overhead_bytes, "total_bytes": self.total_bytes,
-            "capacity_bytes": self.capacity_bytes, "fits": self.fits,
+            "name": self.name,
+            "kind": self.kind,
+            "layers": self.layers,
+            "weights_bytes": self.weights_bytes,
+            "kv_bytes": self.kv_bytes,
+            "compute_bytes": self.compute_bytes,
+            "output_bytes": self.output_bytes,
+            "overhead_bytes": self.overhead_bytes,
+            "total_bytes": self.total_bytes,
+            "capacity_bytes": self.capacity_bytes,
+            "fits": self.fits,
         }
 
 
@@ -214,8 +248,11 @@ class Plan:
         """Short text for a badge: "Full GPU", "Partial 22/33", "CPU only", "Too large"."""
         if self.verdict is Verdict.PARTIAL:
             return f"Partial {self.gpu_layers}/{self.offloadable_layers}"
-        return {Verdict.FULL_GPU: "Full GPU", Verdict.CPU_ONLY: "CPU only",
-                Verdict.TOO_LARGE: "Too large"}[self.verdict]
+        return {
+            Verdict.FULL_GPU: "Full GPU",
+            Verdict.CPU_ONLY: "CPU only",
+            Verdict.TOO_LARGE: "Too large",
+        }[self.verdict]
 
     def device(self, name: str) -> DevicePlan:
         for d in self.devices:
@@ -290,11 +327,16 @@ def devices_from_profile(profile: Any, reserve_bytes: int = 512 * MIB) -> list[D
         capacity = max(free - reserve_bytes, 0)
         if gpu.unified_memory:
             unified_total += capacity
-        gpus.append(Device(
-            name=gpu.name, kind=kind, capacity_bytes=capacity,
-            bandwidth_bytes_per_s=gpu.bandwidth_bytes_per_s,
-            flops=_gpu_flops(gpu), unified_memory=bool(gpu.unified_memory),
-        ))
+        gpus.append(
+            Device(
+                name=gpu.name,
+                kind=kind,
+                capacity_bytes=capacity,
+                bandwidth_bytes_per_s=gpu.bandwidth_bytes_per_s,
+                flops=_gpu_flops(gpu),
+                unified_memory=bool(gpu.unified_memory),
+            )
+        )
     memory = profile.memory
     cpu = profile.cpu
     ram = int(memory.available_bytes or memory.total_bytes or 0)
@@ -302,7 +344,9 @@ def devices_from_profile(profile: Any, reserve_bytes: int = 512 * MIB) -> list[D
     ram = max(ram - unified_total, 0)
     cores = int(getattr(cpu, "physical_cores", 0) or getattr(cpu, "logical_cores", 0) or 1)
     cpu_device = Device(
-        name="CPU", kind="cpu", capacity_bytes=ram,
+        name="CPU",
+        kind="cpu",
+        capacity_bytes=ram,
         bandwidth_bytes_per_s=memory.bandwidth_bytes_per_s,
         flops=cores * CPU_FLOPS_PER_CYCLE * CPU_ASSUMED_HZ,
         cpu_features=build_cpu_features(profile),
@@ -318,7 +362,7 @@ def build_cpu_features(profile: Any) -> tuple[str, ...]:
     """
     backends = getattr(profile, "backends", None)
     info = getattr(backends, "system_info", None)
-    if isinstance(info, str) and "AVX" in info or isinstance(info, str) and "NEON" in info:
+    if (isinstance(info, str) and "AVX" in info) or (isinstance(info, str) and "NEON" in info):
         feats = []
         for part in info.split("|"):
             name, _, value = part.rpartition("=")
@@ -330,8 +374,12 @@ def build_cpu_features(profile: Any) -> tuple[str, ...]:
 
 
 def _gpu_backend(vendor: str, available: Sequence[str]) -> str | None:
-    wanted = {"nvidia": ("cuda", "vulkan"), "amd": ("rocm", "hip", "vulkan"),
-              "intel": ("sycl", "vulkan"), "apple": ("metal",)}.get(vendor, ("vulkan",))
+    wanted = {
+        "nvidia": ("cuda", "vulkan"),
+        "amd": ("rocm", "hip", "vulkan"),
+        "intel": ("sycl", "vulkan"),
+        "apple": ("metal",),
+    }.get(vendor, ("vulkan",))
     if not available:
         return wanted[0]
     for backend in wanted:
@@ -362,8 +410,15 @@ def _pad(value: int, multiple: int) -> int:
 #: ggml_repack_get_optimal_repack_type), and the row-count multiple each needs.
 _REPACK_X86_AVX2 = {"Q4_0": 8, "Q4_K": 8, "IQ4_NL": 8, "MXFP4": 8}
 _REPACK_X86_AVX512 = {"Q2_K": 8}
-_REPACK_ARM_DOTPROD = {"Q4_0": 4, "Q4_K": 8, "Q5_K": 8, "Q6_K": 8, "IQ4_NL": 4, "MXFP4": 4,
-                       "Q8_0": 4}
+_REPACK_ARM_DOTPROD = {
+    "Q4_0": 4,
+    "Q4_K": 8,
+    "Q5_K": 8,
+    "Q6_K": 8,
+    "IQ4_NL": 4,
+    "MXFP4": 4,
+    "Q8_0": 4,
+}
 
 
 def repack_rules(cpu_features: Sequence[str]) -> dict[str, int]:
@@ -407,8 +462,16 @@ class _Group:
 def _group(tensors: Sequence[TensorSlice], fallback_bytes: int, rules: dict[str, int]) -> _Group:
     if not tensors:
         # Catalog estimate: no tensor list, only the bytes.
-        return _Group(fallback_bytes, 0, 0, 0, fallback_bytes, _pad(fallback_bytes, CPU_ALIGN),
-                      _pad(fallback_bytes, CUDA_ALIGN), fallback_bytes)
+        return _Group(
+            fallback_bytes,
+            0,
+            0,
+            0,
+            fallback_bytes,
+            _pad(fallback_bytes, CPU_ALIGN),
+            _pad(fallback_bytes, CUDA_ALIGN),
+            fallback_bytes,
+        )
     repack = [t for t in tensors if _repacked(t, rules)]
     mapped = [t for t in tensors if not _repacked(t, rules)]
     first = min((t.offset for t in mapped), default=0)
@@ -444,8 +507,11 @@ class _Prepared:
         output_tensors = list(spec.output_tensors)
         if spec.output_tied:
             # llama.cpp creates the output matmul from token_embd (TENSOR_DUPLICATED).
-            output_tensors += [replace(t, name="output.weight") for t in spec.input_tensors
-                               if t.name == "token_embd.weight"]
+            output_tensors += [
+                replace(t, name="output.weight")
+                for t in spec.input_tensors
+                if t.name == "token_embd.weight"
+            ]
         tied_bytes = spec.input_bytes if spec.output_tied else 0
         self.output = _group(output_tensors, spec.output_bytes + tied_bytes, rules)
         self.output_tied_bytes = tied_bytes
@@ -474,8 +540,9 @@ def kv_cells(spec: ModelSpec, settings: Settings, layer: LayerSpec) -> int:
     """Cells in the KV cache that holds `layer` (the SWA cache is smaller unless swa_full)."""
     n_ctx = padded_ctx(settings.n_ctx)
     if layer.is_swa and spec.n_swa and not settings.swa_full:
-        return min(n_ctx, _pad(min(n_ctx, spec.n_swa * settings.n_seq_max + settings.n_ubatch),
-                               CTX_PAD))
+        return min(
+            n_ctx, _pad(min(n_ctx, spec.n_swa * settings.n_seq_max + settings.n_ubatch), CTX_PAD)
+        )
     return n_ctx
 
 
@@ -506,8 +573,13 @@ def kv_cache_bytes(spec: ModelSpec, settings: Settings) -> int:
     return sum(layer_kv_bytes(spec, settings, lay) for lay in spec.layers)
 
 
-def _compute_bytes(spec: ModelSpec, settings: Settings, layers: Sequence[LayerSpec],
-                   has_output: bool, has_input: bool) -> int:
+def _compute_bytes(
+    spec: ModelSpec,
+    settings: Settings,
+    layers: Sequence[LayerSpec],
+    has_output: bool,
+    has_input: bool,
+) -> int:
     """Peak of the graph allocator on one device for the worst-case ubatch.
 
     The largest of three moments: attention in the widest layer here, the feed-forward block,
@@ -587,8 +659,9 @@ def _split_layers(n_offloaded: int, gpus: Sequence[Device]) -> list[int]:
     return counts
 
 
-def plan_memory(spec: ModelSpec, settings: Settings, devices: Sequence[Device],
-                n_gpu_layers: int) -> tuple[list[DevicePlan], list[Buffer]]:
+def plan_memory(
+    spec: ModelSpec, settings: Settings, devices: Sequence[Device], n_gpu_layers: int
+) -> tuple[list[DevicePlan], list[Buffer]]:
     """Memory per device with exactly `n_gpu_layers` offloaded (0..n_layer+1)."""
     gpus = [d for d in devices if d.is_gpu]
     cpu = next((d for d in devices if not d.is_gpu), Device("CPU", "cpu", 0, None))
@@ -615,10 +688,14 @@ def plan_memory(spec: ModelSpec, settings: Settings, devices: Sequence[Device],
         layers = [spec.layers[il] for il in range(n_layer) if owner[il] == gi]
         has_output = owner[n_layer] == gi
         groups = [prep.layers[lay.index] for lay in layers] + ([prep.output] if has_output else [])
-        weights = sum(g.aligned_cuda if gpu.kind == "cuda" else _pad(g.total, CUDA_ALIGN)
-                      for g in groups)
-        kv = sum(layer_kv_bytes(spec, settings, lay) for lay in layers) \
-            if settings.offload_kqv else 0
+        weights = sum(
+            g.aligned_cuda if gpu.kind == "cuda" else _pad(g.total, CUDA_ALIGN) for g in groups
+        )
+        kv = (
+            sum(layer_kv_bytes(spec, settings, lay) for lay in layers)
+            if settings.offload_kqv
+            else 0
+        )
         rs = sum(layer_recurrent_bytes(spec, settings, lay) for lay in layers)
         compute = _compute_bytes(spec, settings, layers, has_output, False) if groups else 0
         name = f"{gpu.kind.upper()}{gi}"
@@ -631,11 +708,19 @@ def plan_memory(spec: ModelSpec, settings: Settings, devices: Sequence[Device],
         if compute:
             buffers.append(Buffer(name, "compute", compute))
         overhead = BACKEND_OVERHEAD_BYTES.get(gpu.kind, BACKEND_OVERHEAD_BYTES["gpu"])
-        plans.append(DevicePlan(
-            name=gpu.name, kind=gpu.kind, layers=len(layers) + int(has_output),
-            weights_bytes=weights, kv_bytes=kv + rs, compute_bytes=compute, output_bytes=0,
-            overhead_bytes=overhead if groups else 0, capacity_bytes=gpu.capacity_bytes,
-        ))
+        plans.append(
+            DevicePlan(
+                name=gpu.name,
+                kind=gpu.kind,
+                layers=len(layers) + int(has_output),
+                weights_bytes=weights,
+                kv_bytes=kv + rs,
+                compute_bytes=compute,
+                output_bytes=0,
+                overhead_bytes=overhead if groups else 0,
+                capacity_bytes=gpu.capacity_bytes,
+            )
+        )
 
     # The CPU: the input layer always, the layers below i_gpu_start, the output layer if not
     # offloaded, and the KV of offloaded layers when KV offload is off.
@@ -652,8 +737,11 @@ def plan_memory(spec: ModelSpec, settings: Settings, devices: Sequence[Device],
         repack = sum(g.repack_aligned for g in groups)
         # With a tied output on the CPU, the duplicate lives in the same mapped pages.
         resident = sum(g.total for g in groups)
-        if cpu_output and prep.output_tied_bytes and not any(
-                _repacked(t, repack_rules(cpu.cpu_features)) for t in spec.input_tensors):
+        if (
+            cpu_output
+            and prep.output_tied_bytes
+            and not any(_repacked(t, repack_rules(cpu.cpu_features)) for t in spec.input_tensors)
+        ):
             resident -= prep.output_tied_bytes
         if not spec.input_tensors:  # catalog estimate: no file offsets, count bytes
             span = sum(g.total for g in groups) - (prep.output_tied_bytes if cpu_output else 0)
@@ -681,12 +769,19 @@ def plan_memory(spec: ModelSpec, settings: Settings, devices: Sequence[Device],
     if cpu_rs:
         buffers.append(Buffer("CPU", "recurrent", cpu_rs))
     buffers.append(Buffer("CPU", "compute", cpu_compute))
-    plans.append(DevicePlan(
-        name="CPU", kind="cpu", layers=len(cpu_layers) + int(cpu_output),
-        weights_bytes=cpu_weights, kv_bytes=cpu_kv + cpu_rs, compute_bytes=cpu_compute,
-        output_bytes=output_buffer, overhead_bytes=CPU_PROCESS_OVERHEAD_BYTES,
-        capacity_bytes=cpu.capacity_bytes,
-    ))
+    plans.append(
+        DevicePlan(
+            name="CPU",
+            kind="cpu",
+            layers=len(cpu_layers) + int(cpu_output),
+            weights_bytes=cpu_weights,
+            kv_bytes=cpu_kv + cpu_rs,
+            compute_bytes=cpu_compute,
+            output_bytes=output_buffer,
+            overhead_bytes=CPU_PROCESS_OVERHEAD_BYTES,
+            capacity_bytes=cpu.capacity_bytes,
+        )
+    )
     return plans, buffers
 
 
@@ -743,8 +838,9 @@ def max_ctx_full_gpu(spec: ModelSpec, settings: Settings, devices: Sequence[Devi
 # ---------------------------------------------------------------------------- speed
 
 
-def predict_speed(spec: ModelSpec, settings: Settings, devices: Sequence[Device],
-                  plans: Sequence[DevicePlan]) -> tuple[float | None, float | None]:
+def predict_speed(
+    spec: ModelSpec, settings: Settings, devices: Sequence[Device], plans: Sequence[DevicePlan]
+) -> tuple[float | None, float | None]:
     """(decode tokens/s, prompt tokens/s) for this placement, None when a figure is unknown."""
     total_layer_bytes = sum(lay.weight_bytes for lay in spec.layers) or 1
     active_layer_bytes = spec.active_weight_bytes_per_token - spec.output_weight_bytes
@@ -756,10 +852,11 @@ def predict_speed(spec: ModelSpec, settings: Settings, devices: Sequence[Device]
     n_ctx_fill = KV_FILL_FOR_SPEED
     for plan in plans:
         dev = by_name.get(plan.name)
-        if dev is None or plan.layers == 0 and plan.kind != "cpu":
+        if dev is None or (plan.layers == 0 and plan.kind != "cpu"):
             continue
-        output_here = (plan.kind == "cpu") == (not any(
-            p.kind != "cpu" and p.layers and _has_output(spec, p, plans) for p in plans))
+        output_here = (plan.kind == "cpu") == (
+            not any(p.kind != "cpu" and p.layers and _has_output(spec, p, plans) for p in plans)
+        )
         weight = _active_bytes_on(spec, plan, plans, active_ratio, output_here)
         read = weight + plan.kv_bytes * n_ctx_fill
         if read <= 0:
@@ -785,8 +882,13 @@ def _has_output(spec: ModelSpec, plan: DevicePlan, plans: Sequence[DevicePlan]) 
     return gpu_layers == spec.n_layer + 1
 
 
-def _active_bytes_on(spec: ModelSpec, plan: DevicePlan, plans: Sequence[DevicePlan],
-                     active_ratio: float, output_here: bool) -> float:
+def _active_bytes_on(
+    spec: ModelSpec,
+    plan: DevicePlan,
+    plans: Sequence[DevicePlan],
+    active_ratio: float,
+    output_here: bool,
+) -> float:
     """Weight bytes read per token on this device."""
     repeating = plan.layers - (1 if output_here and plan.kind != "cpu" else 0)
     if plan.kind == "cpu":
@@ -821,8 +923,10 @@ def estimate(spec: ModelSpec, settings: Settings, devices: Sequence[Device]) -> 
     decode, prompt = predict_speed(spec, settings, devices, plans)
     notes: list[str] = []
     if spec.source == "catalog":
-        notes.append("Estimated from the catalog's architecture numbers; reading the file's "
-                     "header makes it exact.")
+        notes.append(
+            "Estimated from the catalog's architecture numbers; reading the file's "
+            "header makes it exact."
+        )
     if not cpu_plan.fits:
         verdict = Verdict.TOO_LARGE
     elif n_gpu == 0:
@@ -838,11 +942,20 @@ def estimate(spec: ModelSpec, settings: Settings, devices: Sequence[Device]) -> 
     return Plan(
         model_name=spec.name or spec.architecture,
         estimate_kind="exact" if spec.source == "header" else "catalog",
-        settings=settings, n_ctx=padded_ctx(settings.n_ctx), gpu_layers=n_gpu,
-        offloadable_layers=full, devices=tuple(plans), buffers=tuple(buffers),
-        verdict=verdict, reason=reason, suggestion=suggestion, max_gpu_layers=best,
-        max_ctx_full_gpu=ctx_full, predicted_tokens_per_s=decode,
-        predicted_prompt_tokens_per_s=prompt, notes=tuple(notes),
+        settings=settings,
+        n_ctx=padded_ctx(settings.n_ctx),
+        gpu_layers=n_gpu,
+        offloadable_layers=full,
+        devices=tuple(plans),
+        buffers=tuple(buffers),
+        verdict=verdict,
+        reason=reason,
+        suggestion=suggestion,
+        max_gpu_layers=best,
+        max_ctx_full_gpu=ctx_full,
+        predicted_tokens_per_s=decode,
+        predicted_prompt_tokens_per_s=prompt,
+        notes=tuple(notes),
     )
 
 
@@ -854,30 +967,43 @@ def _ctx_label(n: int) -> str:
     return f"{n // 1024}k" if n >= 1024 and n % 1024 == 0 else str(n)
 
 
-def _explain(spec: ModelSpec, settings: Settings, devices: Sequence[Device],
-             plans: Sequence[DevicePlan], verdict: Verdict, n_gpu: int, best: int,
-             ctx_full: int | None) -> tuple[str, str]:
+def _explain(
+    spec: ModelSpec,
+    settings: Settings,
+    devices: Sequence[Device],
+    plans: Sequence[DevicePlan],
+    verdict: Verdict,
+    n_gpu: int,
+    best: int,
+    ctx_full: int | None,
+) -> tuple[str, str]:
     """A reason and a concrete suggestion, in plain words."""
     cpu = plans[-1]
     gpu_plans = [p for p in plans if p.kind != "cpu"]
     full = spec.n_layer + 1
     need = sum(p.total_bytes for p in plans)
     if verdict is Verdict.TOO_LARGE:
-        reason = (f"This model needs {_gb(cpu.total_bytes)} of system memory at a "
-                  f"{_ctx_label(padded_ctx(settings.n_ctx))} context but {_gb(cpu.capacity_bytes)} "
-                  "is available.")
+        reason = (
+            f"This model needs {_gb(cpu.total_bytes)} of system memory at a "
+            f"{_ctx_label(padded_ctx(settings.n_ctx))} context but {_gb(cpu.capacity_bytes)} "
+            "is available."
+        )
         kv = kv_cache_bytes(spec, settings)
         if kv > cpu.total_bytes - cpu.capacity_bytes and settings.n_ctx > 2048:
             return reason, "Lower the context: the KV cache alone takes " + _gb(kv) + "."
         return reason, "Pick a smaller quantization or a smaller model."
     if verdict is Verdict.CPU_ONLY:
         if not gpu_plans and not any(d.is_gpu for d in devices):
-            return ("No usable GPU: the model runs on the CPU from system RAM "
-                    f"({_gb(cpu.total_bytes)} of {_gb(cpu.capacity_bytes)}).",
-                    "A GPU with enough VRAM would make it much faster.")
-        return (f"No layer fits in the GPU's free memory ({_gb(gpu_plans[0].capacity_bytes)} "
-                "after the reserve); the model runs on the CPU.",
-                "Close programs that use the GPU, lower the context, or pick a smaller model.")
+            return (
+                "No usable GPU: the model runs on the CPU from system RAM "
+                f"({_gb(cpu.total_bytes)} of {_gb(cpu.capacity_bytes)}).",
+                "A GPU with enough VRAM would make it much faster.",
+            )
+        return (
+            f"No layer fits in the GPU's free memory ({_gb(gpu_plans[0].capacity_bytes)} "
+            "after the reserve); the model runs on the CPU.",
+            "Close programs that use the GPU, lower the context, or pick a smaller model.",
+        )
     if verdict is Verdict.FULL_GPU:
         spare = min(p.capacity_bytes - p.total_bytes for p in gpu_plans)
         reason = f"All {full} layers fit on the GPU with {_gb(spare)} to spare."
@@ -886,9 +1012,11 @@ def _explain(spec: ModelSpec, settings: Settings, devices: Sequence[Device],
         return reason, "Nothing to change."
     # PARTIAL
     gpu = gpu_plans[0]
-    reason = (f"{n_gpu} of {full} layers fit on the GPU ({_gb(gpu.capacity_bytes)} free after "
-              f"the reserve); the rest run from system RAM, which is slower. "
-              f"Total need: {_gb(need)}.")
+    reason = (
+        f"{n_gpu} of {full} layers fit on the GPU ({_gb(gpu.capacity_bytes)} free after "
+        f"the reserve); the rest run from system RAM, which is slower. "
+        f"Total need: {_gb(need)}."
+    )
     tips = []
     if ctx_full:
         tips.append(f"lower the context to {_ctx_label(ctx_full)} to fit fully")
@@ -930,7 +1058,9 @@ def compare_with_llama(plan: Plan, reported: Any) -> list[ComparisonRow]:
         rep = int(reported.total(component))
         if est or rep:
             rows.append(ComparisonRow(component, est, rep))
-    rows.append(ComparisonRow("total", sum(r.estimated_bytes for r in rows),
-                              sum(r.reported_bytes for r in rows)))
+    rows.append(
+        ComparisonRow(
+            "total", sum(r.estimated_bytes for r in rows), sum(r.reported_bytes for r in rows)
+        )
+    )
     return rows
-

@@ -30,14 +30,22 @@ _OFFLOADED_RE = re.compile(r"offloaded (?P<done>\d+)/(?P<total>\d+) layers to GP
 _N_CTX_RE = re.compile(r"^llama_context: n_ctx\s+=\s+(?P<n>\d+)", re.MULTILINE)
 
 #: llama.cpp's word for the buffer -> the component name the estimator uses.
-_KIND_NAMES = {"model": "weights", "KV": "kv", "RS": "recurrent", "output": "output", "compute": "compute"}
+_KIND_NAMES = {
+    "model": "weights",
+    "KV": "kv",
+    "RS": "recurrent",
+    "output": "output",
+    "compute": "compute",
+}
 
 
 @dataclass(frozen=True)
 class BufferLine:
     """One buffer llama.cpp allocated: on which backend buffer type, for what, how big."""
 
-    device: str  # llama.cpp buffer type name: "CPU", "CPU_Mapped", "CPU_REPACK", "CUDA0", "CUDA_Host"
+    device: (
+        str  # llama.cpp buffer type name: "CPU", "CPU_Mapped", "CPU_REPACK", "CUDA0", "CUDA_Host"
+    )
     component: str  # "weights", "kv", "recurrent", "output" or "compute"
     size_bytes: int  # from the printed MiB figure, rounded to whole bytes
 
@@ -52,7 +60,7 @@ class LlamaLoadReport:
     n_ctx: int | None
 
     def total(self, component: str | None = None, device_prefix: str | None = None) -> int:
-        """Sum of buffer sizes, optionally for one component and/or devices starting with a prefix."""
+        """Sum of buffer sizes, for one component and/or devices starting with a prefix."""
         return sum(
             b.size_bytes
             for b in self.buffers
@@ -86,6 +94,7 @@ class LlamaLoadReport:
             BufferLine(str(b["device"]), str(b["component"]), int(b["size_bytes"]))
             for b in (raw if isinstance(raw, list) else [])
         )
+
         def opt(key: str) -> int | None:
             v = data.get(key)
             return int(v) if isinstance(v, int) else None

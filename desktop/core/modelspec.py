@@ -180,7 +180,7 @@ def _as_int(value: object, what: str) -> int:
 
 
 def _per_layer(value: object, n_layer: int, what: str, default: int) -> list[int]:
-    """A hyper-parameter that may be one number or one number per layer (llama.cpp get_key_or_arr)."""
+    """A hyper-parameter given once or per layer (llama.cpp get_key_or_arr)."""
     if value is None:
         return [default] * n_layer
     if isinstance(value, tuple):

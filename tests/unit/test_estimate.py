@@ -1,0 +1,266 @@
+"""Memory plans, verdicts and speed predictions on hand-written machines (no llama.cpp)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from synth import ACCURACY_MODELS, DENSE_14B_Q8, LLAMA_8B_Q4, write_header_only
+
+from desktop.core.estimate import (
+    GIB,
+    MIB,
+    Device,
+    Settings,
+    Verdict,
+    devices_from_profile,
+    estimate,
+    kv_cache_bytes,
+    max_gpu_layers,
+    plan_memory,
+)
+from desktop.core.gguf import read_header_file
+from desktop.core.hardware import HardwareProfile
+from desktop.core.modelspec import ModelSpec, spec_from_header
+
+GPU_8GB = {
+    "cpu": {"brand": "Test CPU", "physical_cores": 8, "logical_cores": 16, "features": ["avx2"]},
+    "memory": {
+        "total_bytes": 32 * GIB,
+        "available_bytes": 28 * GIB,
+        "bandwidth_bytes_per_s": 60 * 10**9,
+    },
+    "gpus": [
+        {
+            "name": "Test GPU 8GB",
+            "vendor": "nvidia",
+            "vram_total_bytes": 8 * GIB,
+            "vram_free_bytes": 8 * GIB,
+            "bandwidth_bytes_per_s": 448 * 10**9,
+        }
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def big_specs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, ModelSpec]:
+    folder = tmp_path_factory.mktemp("big")
+    return {
+        name: spec_from_header(read_header_file(write_header_only(folder / f"{name}.gguf", m)))
+        for name, m in {"llama8b": LLAMA_8B_Q4, "dense14b": DENSE_14B_Q8}.items()
+    }
+
+
+def profile(data: dict[str, object]) -> HardwareProfile:
+    return HardwareProfile.from_json(json.dumps(data))
+
+
+def test_hand_written_8gb_gpu_gives_full_and_partial(
+    big_specs: dict[str, ModelSpec], tmp_path: Path
+) -> None:
+    devices = devices_from_profile(profile(GPU_8GB))
+    small = estimate(big_specs["llama8b"], Settings(n_ctx=4096), devices)
+    assert small.verdict is Verdict.FULL_GPU, small.reason
+    assert small.gpu_layers == 33 and small.verdict_label == "Full GPU"
+    big = estimate(big_specs["dense14b"], Settings(n_ctx=4096), devices)
+    assert big.verdict is Verdict.PARTIAL, big.reason
+    assert 0 < big.gpu_layers < 49
+    assert big.verdict_label == f"Partial {big.gpu_layers}/49"
+    assert f"{big.gpu_layers} of 49 layers" in big.reason
+    gpu = big.devices[0]
+    assert gpu.total_bytes <= gpu.capacity_bytes
+    # One more layer would not fit: the answer is the maximum, not just a safe guess.
+    plans, _ = plan_memory(big_specs["dense14b"], Settings(n_ctx=4096), devices, big.gpu_layers + 1)
+    assert not plans[0].fits
+
+
+def test_same_through_the_command_line(
+    big_specs: dict[str, ModelSpec], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from desktop.cli import main
+
+    hw = tmp_path / "gpu8.json"
+    hw.write_text(json.dumps(GPU_8GB))
+    path = write_header_only(tmp_path / "m.gguf", DENSE_14B_Q8)
+    assert main(["estimate", str(path), "--hardware", str(hw), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["verdict"] == "PARTIAL"
+    for key in (
+        "name",
+        "weights_bytes",
+        "kv_bytes",
+        "compute_bytes",
+        "overhead_bytes",
+        "total_bytes",
+        "capacity_bytes",
+    ):
+        assert key in out["devices"][0]
+    assert out["predicted_tokens_per_s"] > 0
+
+
+def test_no_gpu_is_cpu_only_and_too_large_when_ram_is_short(
+    big_specs: dict[str, ModelSpec],
+) -> None:
+    data = dict(GPU_8GB, gpus=[])
+    plan = estimate(big_specs["llama8b"], Settings(), devices_from_profile(profile(data)))
+    assert plan.verdict is Verdict.CPU_ONLY and plan.gpu_layers == 0
+    tiny_ram = dict(
+        data,
+        memory={
+            "total_bytes": 8 * GIB,
+            "available_bytes": 4 * GIB,
+            "bandwidth_bytes_per_s": 20 * 10**9,
+        },
+    )
+    plan = estimate(big_specs["dense14b"], Settings(), devices_from_profile(profile(tiny_ram)))
+    assert plan.verdict is Verdict.TOO_LARGE
+    assert "available" in plan.reason and plan.suggestion
+
+
+def test_kv_cache_type_and_context_change_the_kv_bytes(big_specs: dict[str, ModelSpec]) -> None:
+    spec = big_specs["llama8b"]
+    f16 = kv_cache_bytes(spec, Settings(n_ctx=8192))
+    # Llama 3.1 8B: 32 layers x 8 KV heads x 128 x (K+V) x 2 bytes = 128 KiB per token.
+    assert f16 == 8192 * 32 * 8 * 128 * 2 * 2
+    q8 = kv_cache_bytes(spec, Settings(n_ctx=8192, kv_type="q8_0", flash_attn=True))
+    assert q8 == f16 * 34 // 64  # q8_0: 34 bytes per 32 values
+    assert kv_cache_bytes(spec, Settings(n_ctx=8000)) == f16  # padded to 256
+
+
+def test_sliding_window_layers_use_a_small_cache_without_swa_full(tmp_path: Path) -> None:
+    from synth import write_model
+
+    path = write_model(tmp_path / "g.gguf", ACCURACY_MODELS["gemma3-swa"])
+    spec = spec_from_header(read_header_file(path))
+    assert spec.swa_layers == (0, 1, 2, 3, 4, 6, 7, 8, 9, 10)  # every 6th layer is global
+    full = kv_cache_bytes(spec, Settings(n_ctx=32768))
+    window = kv_cache_bytes(spec, Settings(n_ctx=32768, swa_full=False))
+    per_cell = 128 * 2 * 2  # one KV head of 128, K and V, f16
+    assert window == (2 * 32768 + 10 * 1024) * per_cell  # pad256(512 + 512) cells for SWA
+    assert full == 12 * 32768 * per_cell
+
+
+def test_offload_goes_from_the_last_layer_down_output_last(big_specs: dict[str, ModelSpec]) -> None:
+    spec = big_specs["llama8b"]
+    devices = devices_from_profile(profile(GPU_8GB))
+    one, _ = plan_memory(spec, Settings(), devices, 1)
+    assert one[0].layers == 1  # the output layer alone
+    assert one[0].weights_bytes >= spec.output_bytes
+    assert one[0].kv_bytes == 0  # the output layer has no KV cache
+    two, _ = plan_memory(spec, Settings(), devices, 2)
+    assert two[0].kv_bytes > 0 and two[-1].layers == 31  # 32 blocks, one offloaded
+
+
+def test_two_gpus_are_listed_separately_and_share_layers(big_specs: dict[str, ModelSpec]) -> None:
+    data = dict(
+        GPU_8GB,
+        gpus=[
+            {
+                "name": "Big",
+                "vendor": "nvidia",
+                "vram_total_bytes": 24 * GIB,
+                "vram_free_bytes": 24 * GIB,
+                "bandwidth_bytes_per_s": 10**12,
+            },
+            {
+                "name": "Small",
+                "vendor": "nvidia",
+                "vram_total_bytes": 8 * GIB,
+                "vram_free_bytes": 8 * GIB,
+                "bandwidth_bytes_per_s": 448 * 10**9,
+            },
+        ],
+    )
+    plan = estimate(big_specs["dense14b"], Settings(), devices_from_profile(profile(data)))
+    assert plan.verdict is Verdict.FULL_GPU
+    big, small = plan.devices[0], plan.devices[1]
+    assert big.name == "Big" and small.name == "Small"
+    assert big.layers > small.layers > 0  # split in proportion to free memory
+    assert big.layers + small.layers == 49
+
+
+def test_unified_memory_gpu_counts_against_ram(big_specs: dict[str, ModelSpec]) -> None:
+    data = {
+        "cpu": {"brand": "Apple M2 Pro", "physical_cores": 10, "features": ["neon", "dotprod"]},
+        "memory": {
+            "total_bytes": 16 * GIB,
+            "available_bytes": 12 * GIB,
+            "bandwidth_bytes_per_s": 200 * 10**9,
+        },
+        "gpus": [
+            {
+                "name": "Apple M2 Pro",
+                "vendor": "apple",
+                "unified_memory": True,
+                "vram_total_bytes": 10 * GIB + 512 * MIB,
+                "vram_free_bytes": 10 * GIB + 512 * MIB,
+                "bandwidth_bytes_per_s": 200 * 10**9,
+            }
+        ],
+    }
+    devices = devices_from_profile(profile(data))
+    assert devices[0].kind == "metal" and devices[0].unified_memory
+    assert devices[-1].capacity_bytes == 12 * GIB - 10 * GIB  # RAM left beside the GPU share
+    plan = estimate(big_specs["llama8b"], Settings(), devices)
+    assert plan.verdict is Verdict.FULL_GPU
+
+
+def test_speed_prediction_follows_bandwidth(big_specs: dict[str, ModelSpec]) -> None:
+    spec = big_specs["llama8b"]
+    fast = dict(GPU_8GB, gpus=[dict(GPU_8GB["gpus"][0], bandwidth_bytes_per_s=896 * 10**9)])  # type: ignore[call-overload]
+    slow_plan = estimate(spec, Settings(), devices_from_profile(profile(GPU_8GB)))
+    fast_plan = estimate(spec, Settings(), devices_from_profile(profile(fast)))
+    assert slow_plan.predicted_tokens_per_s and fast_plan.predicted_tokens_per_s
+    ratio = fast_plan.predicted_tokens_per_s / slow_plan.predicted_tokens_per_s
+    assert 1.9 < ratio <= 2.0  # all on the GPU: double bandwidth, (almost) double speed
+    cpu_only = estimate(spec, Settings(n_gpu_layers=0), devices_from_profile(profile(GPU_8GB)))
+    assert cpu_only.predicted_tokens_per_s is not None
+    assert cpu_only.predicted_tokens_per_s < slow_plan.predicted_tokens_per_s / 4
+
+
+def test_moe_reads_only_active_experts(tmp_path: Path) -> None:
+    from synth import write_model
+
+    spec = spec_from_header(
+        read_header_file(write_model(tmp_path / "moe.gguf", ACCURACY_MODELS["qwen3moe"]))
+    )
+    expert = sum(lay.expert_bytes for lay in spec.layers)
+    assert expert > 0 and spec.n_expert == 16 and spec.n_expert_used == 4
+    assert spec.weight_bytes - spec.active_weight_bytes_per_token >= expert * 3 // 4 - MIB
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    ctx=st.integers(256, 65536),
+    extra=st.integers(1, 65536),
+    layers=st.integers(0, 48),
+    kv=st.sampled_from(["f16", "q8_0", "q4_0"]),
+    fa=st.booleans(),
+)
+def test_more_context_or_layers_never_needs_less(
+    big_specs: dict[str, ModelSpec], ctx: int, extra: int, layers: int, kv: str, fa: bool
+) -> None:
+    spec = big_specs["dense14b"]
+    devices = [Device("GPU", "cuda", 100 * GIB, 10**12), Device("CPU", "cpu", 100 * GIB, 10**10)]
+    s1 = Settings(n_ctx=ctx, kv_type=kv, flash_attn=fa or kv != "f16")
+    s2 = Settings(n_ctx=ctx + extra, kv_type=kv, flash_attn=fa or kv != "f16")
+    a, _ = plan_memory(spec, s1, devices, layers)
+    b, _ = plan_memory(spec, s2, devices, layers)
+    assert sum(p.total_bytes for p in b) >= sum(p.total_bytes for p in a)
+    c, _ = plan_memory(spec, s1, devices, layers + 1)
+    assert c[0].total_bytes >= a[0].total_bytes
+
+
+def test_auto_layers_is_the_largest_that_fits(big_specs: dict[str, ModelSpec]) -> None:
+    spec = big_specs["dense14b"]
+    for vram_gib in (2, 4, 6, 8, 12, 16):
+        devices = [
+            Device("GPU", "cuda", vram_gib * GIB, 10**12),
+            Device("CPU", "cpu", 64 * GIB, 10**10),
+        ]
+        best = max_gpu_layers(spec, Settings(), devices)
+        fits = [n for n in range(50) if plan_memory(spec, Settings(), devices, n)[0][0].fits]
+        assert best == max(fits)
