@@ -38,6 +38,7 @@ processing is compute bound: 2 FLOPs per active weight per token over the device
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -497,11 +498,17 @@ def _group(tensors: Sequence[TensorSlice], fallback_bytes: int, rules: dict[str,
 
 
 class _Prepared:
-    """Per-model, per-CPU numbers computed once and reused by every plan."""
+    """Per-model, per-CPU numbers computed once and reused by every plan.
+
+    Layers are placed in contiguous ranges (the CPU takes blocks 0..k-1, each GPU the next
+    run), so every per-layer figure is kept as a prefix sum and any range costs O(1). This is
+    what lets the models table evaluate hundreds of plans in well under 100 ms.
+    """
 
     def __init__(self, spec: ModelSpec, cpu_features: tuple[str, ...]) -> None:
         self.spec = spec
-        rules = repack_rules(cpu_features)
+        self.rules = repack_rules(cpu_features)
+        rules = self.rules
         self.layers = [_group(lay.tensors, lay.weight_bytes, rules) for lay in spec.layers]
         self.input = _group(spec.input_tensors, spec.input_bytes, rules)
         output_tensors = list(spec.output_tensors)
@@ -514,7 +521,57 @@ class _Prepared:
             ]
         tied_bytes = spec.input_bytes if spec.output_tied else 0
         self.output = _group(output_tensors, spec.output_bytes + tied_bytes, rules)
-        self.output_tied_bytes = tied_bytes
+        # A tied output on the CPU shares the embedding's mapped pages unless it is repacked.
+        self.tied_shared_on_cpu = tied_bytes if self.output.repack == 0 else 0
+        self.exact = bool(spec.input_tensors)
+
+        def prefix(values: Sequence[int]) -> list[int]:
+            out = [0]
+            for v in values:
+                out.append(out[-1] + v)
+            return out
+
+        self.total = prefix([g.total for g in self.layers])
+        self.cuda = prefix([g.aligned_cuda for g in self.layers])
+        self.repack = prefix([g.repack_aligned for g in self.layers])
+        self.aligned = prefix([g.aligned_cpu for g in self.layers])
+        rec = [lay.is_recurrent for lay in spec.layers]
+        self.recurrent = prefix([int(r) for r in rec])
+        # Mapped span of the CPU part: first offset and last end over blocks 0..k-1.
+        big = 1 << 62
+        self.first = [big]
+        self.last = [0]
+        for g in self.layers:
+            mapped = g.mapped_last > g.mapped_first
+            self.first.append(min(self.first[-1], g.mapped_first) if mapped else self.first[-1])
+            self.last.append(max(self.last[-1], g.mapped_last) if mapped else self.last[-1])
+        kv_layers = [lay for lay in spec.layers if not lay.is_recurrent and lay.n_head_kv]
+        self.has_full = any(not lay.is_swa for lay in kv_layers)
+        self.has_swa = any(lay.is_swa for lay in kv_layers)
+        self.heads_full = max((lay.n_head for lay in kv_layers if not lay.is_swa), default=0)
+        self.heads_swa = max((lay.n_head for lay in kv_layers if lay.is_swa), default=0)
+        self.q_width = max(
+            (lay.n_head * max(lay.head_dim_k, lay.head_dim_v) for lay in spec.layers), default=0
+        )
+        self.v_width_max = max((lay.n_embd_v_gqa for lay in spec.layers), default=0)
+        self._kv_cache: dict[tuple[str, bool], tuple[list[int], list[int]]] = {}
+
+    def kv_per_cell(self, kv_type: str, flash_attn: bool) -> tuple[list[int], list[int]]:
+        """Prefix sums of K+V bytes per cell, (full-attention layers, sliding-window layers).
+
+        Exact while rows are whole blocks of the cache type, which every real model's are.
+        """
+        key = (kv_type, flash_attn)
+        hit = self._kv_cache.get(key)
+        if hit is None:
+            full, swa = [0], [0]
+            for lay in self.spec.layers:
+                per_cell = _kv_bytes_per_cell(self.spec, lay, kv_type, flash_attn, self.v_width_max)
+                full.append(full[-1] + (0 if lay.is_swa else per_cell))
+                swa.append(swa[-1] + (per_cell if lay.is_swa else 0))
+            hit = (full, swa)
+            self._kv_cache[key] = hit
+        return hit
 
 
 _PREPARED_CACHE: dict[tuple[int, tuple[str, ...]], _Prepared] = {}
@@ -524,7 +581,7 @@ def _prepared(spec: ModelSpec, cpu_features: tuple[str, ...]) -> _Prepared:
     key = (id(spec), cpu_features)
     hit = _PREPARED_CACHE.get(key)
     if hit is None or hit.spec is not spec:
-        if len(_PREPARED_CACHE) > 256:
+        if len(_PREPARED_CACHE) > 1024:
             _PREPARED_CACHE.clear()
         hit = _Prepared(spec, cpu_features)
         _PREPARED_CACHE[key] = hit
@@ -536,91 +593,98 @@ def padded_ctx(n_ctx: int) -> int:
     return _pad(max(n_ctx, 1), CTX_PAD)
 
 
+def _cells(spec: ModelSpec, settings: Settings) -> tuple[int, int]:
+    """(cells of the full-attention cache, cells of the sliding-window cache)."""
+    n_ctx = padded_ctx(settings.n_ctx)
+    if spec.n_swa and not settings.swa_full:
+        t = min(settings.n_ubatch, settings.n_batch)
+        window = _pad(min(n_ctx, spec.n_swa * settings.n_seq_max + t), CTX_PAD)
+        return n_ctx, min(n_ctx, window)
+    return n_ctx, n_ctx
+
+
+def _kv_bytes_per_cell(
+    spec: ModelSpec, layer: LayerSpec, kv_type: str, flash_attn: bool, v_width_max: int
+) -> int:
+    if layer.is_recurrent or layer.n_head_kv == 0:
+        return 0
+    type_name = kv_type.upper()
+    block, type_size = GGML_QUANT_SIZES[GGMLQuantizationType[type_name]]
+    k = layer.n_embd_k_gqa * type_size / block
+    v_width = layer.n_embd_v_gqa
+    if not flash_attn and not spec.is_mla and v_width:
+        # Without flash attention V is stored transposed, every layer at the widest V row.
+        v_width = v_width_max
+    return int(k + v_width * type_size / block)
+
+
 def kv_cells(spec: ModelSpec, settings: Settings, layer: LayerSpec) -> int:
     """Cells in the KV cache that holds `layer` (the SWA cache is smaller unless swa_full)."""
-    n_ctx = padded_ctx(settings.n_ctx)
-    if layer.is_swa and spec.n_swa and not settings.swa_full:
-        return min(
-            n_ctx, _pad(min(n_ctx, spec.n_swa * settings.n_seq_max + settings.n_ubatch), CTX_PAD)
-        )
-    return n_ctx
+    full, swa = _cells(spec, settings)
+    return swa if layer.is_swa else full
 
 
 def layer_kv_bytes(spec: ModelSpec, settings: Settings, layer: LayerSpec) -> int:
     """K and V cache bytes of one layer (0 for recurrent layers)."""
-    if layer.is_recurrent or layer.n_head_kv == 0:
-        return 0
-    cells = kv_cells(spec, settings, layer)
-    type_name = settings.kv_type.upper()
-    k = tensor_bytes(type_name, layer.n_embd_k_gqa * cells)
-    v_width = layer.n_embd_v_gqa
-    if not settings.flash_attn and not spec.is_mla:
-        # Without flash attention V is stored transposed, every layer at the widest V row.
-        v_width = max(lay.n_embd_v_gqa for lay in spec.layers) if layer.n_embd_v_gqa else 0
-    v = tensor_bytes(type_name, v_width * cells) if v_width else 0
-    return k + v
-
-
-def layer_recurrent_bytes(spec: ModelSpec, settings: Settings, layer: LayerSpec) -> int:
-    if not layer.is_recurrent or spec.recurrent is None:
-        return 0
-    rs = spec.recurrent
-    return (rs.conv_elements + rs.state_elements) * 4 * settings.n_seq_max
+    v_max = max((lay.n_embd_v_gqa for lay in spec.layers), default=0)
+    per_cell = _kv_bytes_per_cell(spec, layer, settings.kv_type, settings.flash_attn, v_max)
+    return per_cell * kv_cells(spec, settings, layer)
 
 
 def kv_cache_bytes(spec: ModelSpec, settings: Settings) -> int:
     """KV cache bytes of the whole model at these settings."""
-    return sum(layer_kv_bytes(spec, settings, lay) for lay in spec.layers)
+    prep = _prepared(spec, ())
+    full, swa = prep.kv_per_cell(settings.kv_type, settings.flash_attn)
+    cells_full, cells_swa = _cells(spec, settings)
+    return full[-1] * cells_full + swa[-1] * cells_swa
+
+
+def _range_kv(prep: _Prepared, settings: Settings, lo: int, hi: int) -> int:
+    full, swa = prep.kv_per_cell(settings.kv_type, settings.flash_attn)
+    cells_full, cells_swa = _cells(prep.spec, settings)
+    return (full[hi] - full[lo]) * cells_full + (swa[hi] - swa[lo]) * cells_swa
+
+
+def _range_recurrent(prep: _Prepared, settings: Settings, lo: int, hi: int) -> int:
+    rs = prep.spec.recurrent
+    if rs is None:
+        return 0
+    count = prep.recurrent[hi] - prep.recurrent[lo]
+    return count * (rs.conv_elements + rs.state_elements) * 4 * settings.n_seq_max
 
 
 def _compute_bytes(
-    spec: ModelSpec,
-    settings: Settings,
-    layers: Sequence[LayerSpec],
-    has_output: bool,
-    has_input: bool,
+    prep: _Prepared, settings: Settings, n_layers: int, has_output: bool, has_input: bool
 ) -> int:
     """Peak of the graph allocator on one device for the worst-case ubatch.
 
     The largest of three moments: attention in the widest layer here, the feed-forward block,
-    and the output projection. Beside each, the inputs that live through the whole graph
-    (masks, positions, cache indices) and the activations measured alive at that moment:
-    three n_embd rows (residual, normed input, projection), and two n_head x head_dim rows
+    and the output projection. Beside the first two, the inputs that live through the whole
+    graph (masks, positions, cache indices) and the activations measured alive at that moment:
+    three n_embd rows (residual, normed input, projection) and two n_head x head_dim rows
     (queries and the attention output) per token.
     """
+    spec = prep.spec
     t = min(settings.n_ubatch, settings.n_batch)
-    n_ctx = padded_ctx(settings.n_ctx)
-    full_cells = n_ctx
-    swa_cells = n_ctx
-    if spec.n_swa and not settings.swa_full:
-        swa_cells = min(n_ctx, _pad(min(n_ctx, spec.n_swa * settings.n_seq_max + t), CTX_PAD))
-    has_full = any(not lay.is_swa and lay.n_head_kv for lay in spec.layers)
-    has_swa = any(lay.is_swa for lay in spec.layers)
-    # Graph inputs: one mask per cache kind (f32 without flash attention, f16 with it),
-    # token ids, positions, output ids, and the K/V row indices of each cache.
-    mask_elem = 2 if settings.flash_attn else 4
-    n_caches = int(has_full) + int(has_swa)
-    v_width = max((lay.n_embd_v_gqa for lay in spec.layers), default=0)
-    v_idx = t * 8 * (1 if settings.flash_attn else v_width)
-    inputs = (
-        (full_cells * t * mask_elem if has_full else 0)
-        + (swa_cells * t * mask_elem if has_swa else 0)
-        + n_caches * (t * 8 + v_idx)
-        + t * 4 * 3
-    )
+    full_cells, swa_cells = _cells(spec, settings)
     e = spec.n_embd
     peak = 0
-    if layers:
-        widest = max(layers, key=lambda lay: lay.n_head * max(lay.head_dim_k, lay.head_dim_v))
-        q_width = widest.n_head * max(widest.head_dim_k, widest.head_dim_v)
-        attn = 0
-        for lay in layers:
-            if lay.is_recurrent or not lay.n_head_kv:
-                continue
-            cells = swa_cells if lay.is_swa else full_cells
-            scores = 0 if settings.flash_attn else cells * t * lay.n_head * 4
-            attn = max(attn, scores)
-        attn += (3 * e + 2 * q_width) * t * 4
+    if n_layers:
+        # Graph inputs: one mask per cache kind (f32 without flash attention, f16 with it),
+        # token ids, positions, output ids, and the K/V row indices of each cache.
+        mask_elem = 2 if settings.flash_attn else 4
+        n_caches = int(prep.has_full) + int(prep.has_swa)
+        v_idx = t * 8 * (1 if settings.flash_attn else prep.v_width_max)
+        inputs = (
+            (full_cells * t * mask_elem if prep.has_full else 0)
+            + (swa_cells * t * mask_elem if prep.has_swa else 0)
+            + n_caches * (t * 8 + v_idx)
+            + t * 4 * 3
+        )
+        scores = 0
+        if not settings.flash_attn:
+            scores = max(full_cells * prep.heads_full, swa_cells * prep.heads_swa) * t * 4
+        attn = scores + (3 * e + 2 * prep.q_width) * t * 4
         # Feed-forward: gate, up and their product (n_ff wide) beside four n_embd rows; a MoE
         # layer runs n_expert_used experts of n_ff_exp per token, plus the router's scores.
         if spec.n_expert and spec.n_expert_used:
@@ -634,7 +698,7 @@ def _compute_bytes(
         # below them: measured on five graphs, the logits sat on top of 2 to 7 n_embd rows;
         # 4 rows keeps every measured case within a few percent and errs on the safe side.
         peak = max(peak, spec.n_vocab * t * 4 + OUTPUT_PHASE_EMBD_ROWS * e * t * 4)
-    if not layers and not has_output:
+    if not n_layers and not has_output:
         return (e * t * 4 + t * 4) if has_input else 0
     return peak
 
@@ -659,6 +723,128 @@ def _split_layers(n_offloaded: int, gpus: Sequence[Device]) -> list[int]:
     return counts
 
 
+def _gpu_plan(
+    prep: _Prepared,
+    settings: Settings,
+    gpu: Device,
+    index: int,
+    lo: int,
+    hi: int,
+    has_output: bool,
+    buffers: list[Buffer] | None,
+) -> DevicePlan:
+    """One GPU holding blocks lo..hi-1 (and the output layer when `has_output`)."""
+    n_layers = hi - lo
+    if gpu.kind == "cuda":
+        weights = prep.cuda[hi] - prep.cuda[lo] + (prep.output.aligned_cuda if has_output else 0)
+    else:
+        weights = _pad(prep.total[hi] - prep.total[lo], CUDA_ALIGN) + (
+            _pad(prep.output.total, CUDA_ALIGN) if has_output else 0
+        )
+    kv = _range_kv(prep, settings, lo, hi) if settings.offload_kqv else 0
+    rs = _range_recurrent(prep, settings, lo, hi)
+    used = n_layers > 0 or has_output
+    compute = _compute_bytes(prep, settings, n_layers, has_output, False) if used else 0
+    if buffers is not None:
+        name = f"{gpu.kind.upper()}{index}"
+        for component, size in (
+            ("weights", weights),
+            ("kv", kv),
+            ("recurrent", rs),
+            ("compute", compute),
+        ):
+            if size:
+                buffers.append(Buffer(name, component, size))
+    overhead = BACKEND_OVERHEAD_BYTES.get(gpu.kind, BACKEND_OVERHEAD_BYTES["gpu"])
+    return DevicePlan(
+        name=gpu.name,
+        kind=gpu.kind,
+        layers=n_layers + int(has_output),
+        weights_bytes=weights,
+        kv_bytes=kv + rs,
+        compute_bytes=compute,
+        output_bytes=0,
+        overhead_bytes=overhead if used else 0,
+        capacity_bytes=gpu.capacity_bytes,
+    )
+
+
+def _cpu_plan(
+    prep: _Prepared,
+    settings: Settings,
+    cpu: Device,
+    n_cpu: int,
+    has_output: bool,
+    buffers: list[Buffer] | None,
+) -> DevicePlan:
+    """The CPU: the input layer always, blocks 0..n_cpu-1, the output layer if not offloaded,
+    and the KV of offloaded layers when KV offload is off."""
+    spec = prep.spec
+    out = prep.output if has_output else None
+    repack = prep.repack[n_cpu] + prep.input.repack_aligned + (out.repack_aligned if out else 0)
+    total = prep.total[n_cpu] + prep.input.total + (out.total if out else 0)
+    entries: list[tuple[str, str, int]] = []
+    if settings.use_mmap:
+        if prep.exact:
+            firsts = [prep.first[n_cpu]]
+            lasts = [prep.last[n_cpu]]
+            for g in (prep.input, out):
+                if g is not None and g.mapped_last > g.mapped_first:
+                    firsts.append(g.mapped_first)
+                    lasts.append(g.mapped_last)
+            span = max(max(lasts) - min(firsts), 0)
+        else:  # catalog estimate: no file offsets, count the bytes once
+            span = total - repack - (prep.tied_shared_on_cpu if out else 0)
+        entries += [("CPU_Mapped", "weights", span), ("CPU_REPACK", "weights", repack)]
+        weights = total - (prep.tied_shared_on_cpu if out else 0)
+    else:
+        aligned = prep.aligned[n_cpu] + prep.input.aligned_cpu + (out.aligned_cpu if out else 0)
+        entries += [("CPU", "weights", aligned - repack), ("CPU_REPACK", "weights", repack)]
+        weights = aligned
+    kv_hi = n_cpu if settings.offload_kqv else spec.n_layer
+    kv = _range_kv(prep, settings, 0, kv_hi)
+    rs = _range_recurrent(prep, settings, 0, n_cpu)
+    output_buffer = spec.n_vocab * 4 * settings.n_seq_max
+    compute = _compute_bytes(prep, settings, n_cpu, has_output, True)
+    entries += [
+        ("CPU", "output", output_buffer),
+        ("CPU", "kv", kv),
+        ("CPU", "recurrent", rs),
+        ("CPU", "compute", compute),
+    ]
+    if buffers is not None:
+        buffers.extend(Buffer(d, c, size) for d, c, size in entries if size)
+    return DevicePlan(
+        name="CPU",
+        kind="cpu",
+        layers=n_cpu + int(has_output),
+        weights_bytes=weights,
+        kv_bytes=kv + rs,
+        compute_bytes=compute,
+        output_bytes=output_buffer,
+        overhead_bytes=CPU_PROCESS_OVERHEAD_BYTES,
+        capacity_bytes=cpu.capacity_bytes,
+    )
+
+
+def _placement(
+    spec: ModelSpec, gpus: Sequence[Device], n_gpu_layers: int
+) -> tuple[int, list[tuple[int, int, bool]]]:
+    """(CPU block count, [(lo, hi, has_output) per GPU]) for `n_gpu_layers` offloaded."""
+    n_layer = spec.n_layer
+    n = max(0, min(n_gpu_layers, n_layer + 1)) if gpus else 0
+    i_gpu_start = n_layer + 1 - n
+    counts = _split_layers(n, gpus)
+    ranges = []
+    start = i_gpu_start
+    for count in counts:
+        end = start + count  # in "layer index" space where n_layer is the output layer
+        lo, hi = min(start, n_layer), min(end, n_layer)
+        ranges.append((lo, hi, start <= n_layer < end))
+        start = end
+    return min(i_gpu_start, n_layer), ranges
+
+
 def plan_memory(
     spec: ModelSpec, settings: Settings, devices: Sequence[Device], n_gpu_layers: int
 ) -> tuple[list[DevicePlan], list[Buffer]]:
@@ -666,144 +852,39 @@ def plan_memory(
     gpus = [d for d in devices if d.is_gpu]
     cpu = next((d for d in devices if not d.is_gpu), Device("CPU", "cpu", 0, None))
     prep = _prepared(spec, cpu.cpu_features)
-    n_layer = spec.n_layer
-    n_gpu_layers = max(0, min(n_gpu_layers, n_layer + 1)) if gpus else 0
-    i_gpu_start = n_layer + 1 - n_gpu_layers
-    counts = _split_layers(n_gpu_layers, gpus)
-    # Device index per layer (0..n_layer, n_layer being the output layer); -1 = CPU.
-    owner: list[int] = []
-    gpu_idx, used = 0, 0
-    for il in range(n_layer + 1):
-        if il < i_gpu_start:
-            owner.append(-1)
-            continue
-        while gpu_idx < len(counts) and used >= counts[gpu_idx]:
-            gpu_idx, used = gpu_idx + 1, 0
-        owner.append(gpu_idx)
-        used += 1
-
+    n_cpu, ranges = _placement(spec, gpus, n_gpu_layers)
     buffers: list[Buffer] = []
-    plans: list[DevicePlan] = []
-    for gi, gpu in enumerate(gpus):
-        layers = [spec.layers[il] for il in range(n_layer) if owner[il] == gi]
-        has_output = owner[n_layer] == gi
-        groups = [prep.layers[lay.index] for lay in layers] + ([prep.output] if has_output else [])
-        weights = sum(
-            g.aligned_cuda if gpu.kind == "cuda" else _pad(g.total, CUDA_ALIGN) for g in groups
-        )
-        kv = (
-            sum(layer_kv_bytes(spec, settings, lay) for lay in layers)
-            if settings.offload_kqv
-            else 0
-        )
-        rs = sum(layer_recurrent_bytes(spec, settings, lay) for lay in layers)
-        compute = _compute_bytes(spec, settings, layers, has_output, False) if groups else 0
-        name = f"{gpu.kind.upper()}{gi}"
-        if weights:
-            buffers.append(Buffer(name, "weights", weights))
-        if kv:
-            buffers.append(Buffer(name, "kv", kv))
-        if rs:
-            buffers.append(Buffer(name, "recurrent", rs))
-        if compute:
-            buffers.append(Buffer(name, "compute", compute))
-        overhead = BACKEND_OVERHEAD_BYTES.get(gpu.kind, BACKEND_OVERHEAD_BYTES["gpu"])
-        plans.append(
-            DevicePlan(
-                name=gpu.name,
-                kind=gpu.kind,
-                layers=len(layers) + int(has_output),
-                weights_bytes=weights,
-                kv_bytes=kv + rs,
-                compute_bytes=compute,
-                output_bytes=0,
-                overhead_bytes=overhead if groups else 0,
-                capacity_bytes=gpu.capacity_bytes,
-            )
-        )
-
-    # The CPU: the input layer always, the layers below i_gpu_start, the output layer if not
-    # offloaded, and the KV of offloaded layers when KV offload is off.
-    cpu_layers = [spec.layers[il] for il in range(n_layer) if owner[il] == -1]
-    cpu_output = owner[n_layer] == -1
-    groups = [prep.input] + [prep.layers[lay.index] for lay in cpu_layers]
-    if cpu_output:
-        groups.append(prep.output)
-    if settings.use_mmap:
-        mapped_groups = [g for g in groups if g.mapped_last > g.mapped_first]
-        first = min((g.mapped_first for g in mapped_groups), default=0)
-        last = max((g.mapped_last for g in mapped_groups), default=0)
-        span = last - first
-        repack = sum(g.repack_aligned for g in groups)
-        # With a tied output on the CPU, the duplicate lives in the same mapped pages.
-        resident = sum(g.total for g in groups)
-        if (
-            cpu_output
-            and prep.output_tied_bytes
-            and not any(_repacked(t, repack_rules(cpu.cpu_features)) for t in spec.input_tensors)
-        ):
-            resident -= prep.output_tied_bytes
-        if not spec.input_tensors:  # catalog estimate: no file offsets, count bytes
-            span = sum(g.total for g in groups) - (prep.output_tied_bytes if cpu_output else 0)
-        if span:
-            buffers.append(Buffer("CPU_Mapped", "weights", span))
-        if repack:
-            buffers.append(Buffer("CPU_REPACK", "weights", repack))
-        cpu_weights = resident
-    else:
-        plain = sum(g.aligned_cpu - g.repack_aligned for g in groups)
-        repack = sum(g.repack_aligned for g in groups)
-        if plain:
-            buffers.append(Buffer("CPU", "weights", plain))
-        if repack:
-            buffers.append(Buffer("CPU_REPACK", "weights", repack))
-        cpu_weights = plain + repack
-    kv_layers = cpu_layers if settings.offload_kqv else list(spec.layers)
-    cpu_kv = sum(layer_kv_bytes(spec, settings, lay) for lay in kv_layers)
-    cpu_rs = sum(layer_recurrent_bytes(spec, settings, lay) for lay in cpu_layers)
-    output_buffer = spec.n_vocab * 4 * settings.n_seq_max
-    cpu_compute = _compute_bytes(spec, settings, cpu_layers, cpu_output, True)
-    buffers.append(Buffer("CPU", "output", output_buffer))
-    if cpu_kv:
-        buffers.append(Buffer("CPU", "kv", cpu_kv))
-    if cpu_rs:
-        buffers.append(Buffer("CPU", "recurrent", cpu_rs))
-    buffers.append(Buffer("CPU", "compute", cpu_compute))
-    plans.append(
-        DevicePlan(
-            name="CPU",
-            kind="cpu",
-            layers=len(cpu_layers) + int(cpu_output),
-            weights_bytes=cpu_weights,
-            kv_bytes=cpu_kv + cpu_rs,
-            compute_bytes=cpu_compute,
-            output_bytes=output_buffer,
-            overhead_bytes=CPU_PROCESS_OVERHEAD_BYTES,
-            capacity_bytes=cpu.capacity_bytes,
-        )
-    )
+    plans = [
+        _gpu_plan(prep, settings, gpu, i, lo, hi, has_out, buffers)
+        for i, (gpu, (lo, hi, has_out)) in enumerate(zip(gpus, ranges, strict=True))
+    ]
+    cpu_has_output = not any(r[2] for r in ranges)
+    plans.append(_cpu_plan(prep, settings, cpu, n_cpu, cpu_has_output, buffers))
     return plans, buffers
 
 
-def _fits(plans: Sequence[DevicePlan]) -> bool:
-    return all(p.fits for p in plans)
+def _gpus_fit(spec: ModelSpec, settings: Settings, devices: Sequence[Device], n: int) -> bool:
+    """Whether `n` offloaded layers fit on every GPU (no Plan objects: this runs in loops)."""
+    gpus = [d for d in devices if d.is_gpu]
+    cpu = next((d for d in devices if not d.is_gpu), None)
+    prep = _prepared(spec, cpu.cpu_features if cpu else ())
+    _, ranges = _placement(spec, gpus, n)
+    for i, (gpu, (lo, hi, has_out)) in enumerate(zip(gpus, ranges, strict=True)):
+        if not _gpu_plan(prep, settings, gpu, i, lo, hi, has_out, None).fits:
+            return False
+    return True
 
 
 def max_gpu_layers(spec: ModelSpec, settings: Settings, devices: Sequence[Device]) -> int:
     """The most layers (output layer included) that fit on the GPUs, 0 when none do."""
     if not any(d.is_gpu for d in devices):
         return 0
-
-    def gpu_fits(n: int) -> bool:
-        plans, _ = plan_memory(spec, settings, devices, n)
-        return all(p.fits for p in plans if p.kind != "cpu")
-
     lo, hi = 0, spec.n_layer + 1
-    if gpu_fits(hi):
+    if _gpus_fit(spec, settings, devices, hi):
         return hi
     while lo < hi - 1:  # invariant: lo fits (0 always does), hi does not
         mid = (lo + hi) // 2
-        if gpu_fits(mid):
+        if _gpus_fit(spec, settings, devices, mid):
             lo = mid
         else:
             hi = mid
@@ -815,17 +896,16 @@ def max_ctx_full_gpu(spec: ModelSpec, settings: Settings, devices: Sequence[Devi
     if not any(d.is_gpu for d in devices):
         return None
     full = spec.n_layer + 1
-    limit = max(spec.n_ctx_train, CTX_PAD)
+    limit = padded_ctx(max(spec.n_ctx_train, CTX_PAD))
 
     def fits(n_ctx: int) -> bool:
-        plans, _ = plan_memory(spec, replace(settings, n_ctx=n_ctx), devices, full)
-        return all(p.fits for p in plans if p.kind != "cpu")
+        return _gpus_fit(spec, _with_ctx(settings, n_ctx), devices, full)
 
     if not fits(CTX_PAD):
         return 0
     if fits(limit):
         return limit
-    lo, hi = 1, limit // CTX_PAD + 1  # in units of 256 cells; lo fits, hi does not
+    lo, hi = 1, limit // CTX_PAD  # in units of 256 cells; lo fits, hi does not
     while lo < hi - 1:
         mid = (lo + hi) // 2
         if fits(mid * CTX_PAD):
@@ -839,36 +919,48 @@ def max_ctx_full_gpu(spec: ModelSpec, settings: Settings, devices: Sequence[Devi
 
 
 def predict_speed(
-    spec: ModelSpec, settings: Settings, devices: Sequence[Device], plans: Sequence[DevicePlan]
+    spec: ModelSpec, settings: Settings, devices: Sequence[Device], n_gpu_layers: int
 ) -> tuple[float | None, float | None]:
-    """(decode tokens/s, prompt tokens/s) for this placement, None when a figure is unknown."""
-    total_layer_bytes = sum(lay.weight_bytes for lay in spec.layers) or 1
-    active_layer_bytes = spec.active_weight_bytes_per_token - spec.output_weight_bytes
-    active_ratio = active_layer_bytes / total_layer_bytes
-    by_name = {d.name: d for d in devices}
+    """(decode tokens/s, prompt tokens/s) for this placement; None when a figure is unknown.
+
+    Decoding reads, per token, each device's active weights (MoE: only the routed experts in
+    use) and its KV cache (assumed half full); each device streams at its bandwidth times the
+    backend's efficiency, one after the other. Prompt processing does 2 FLOPs per active
+    weight per token at the device's FLOPS times the backend's compute efficiency.
+    """
+    gpus = [d for d in devices if d.is_gpu]
+    cpu = next((d for d in devices if not d.is_gpu), Device("CPU", "cpu", 0, None))
+    prep = _prepared(spec, cpu.cpu_features)
+    n_cpu, ranges = _placement(spec, gpus, n_gpu_layers)
+    layer_total = prep.total[-1] or 1
+    active_layers = spec.active_weight_bytes_per_token - spec.output_weight_bytes
+    active_ratio = max(active_layers, 0) / layer_total
+    params_per_byte = spec.total_params / max(spec.weight_bytes, 1)
+    kv_fill = dataclass_replace_ctx(settings)
+    parts: list[tuple[Device, float, float]] = []  # device, weight bytes read, kv bytes read
+    for gpu, (lo, hi, has_out) in zip(gpus, ranges, strict=True):
+        gpu_weights = (prep.total[hi] - prep.total[lo]) * active_ratio
+        gpu_weights += spec.output_weight_bytes if has_out else 0
+        kv = _range_kv(prep, kv_fill, lo, hi) if settings.offload_kqv else 0
+        parts.append((gpu, gpu_weights, kv))
+    cpu_out = not any(r[2] for r in ranges)
+    cpu_weights = prep.total[n_cpu] * active_ratio + (spec.output_weight_bytes if cpu_out else 0)
+    cpu_weights += spec.input_bytes / max(spec.n_vocab, 1)  # one embedding row per token
+    kv_hi = n_cpu if settings.offload_kqv else spec.n_layer
+    parts.append((cpu, cpu_weights, _range_kv(prep, kv_fill, 0, kv_hi)))
     decode_s = 0.0
     prompt_s = 0.0
     prompt_known = True
-    n_ctx_fill = KV_FILL_FOR_SPEED
-    for plan in plans:
-        dev = by_name.get(plan.name)
-        if dev is None or (plan.layers == 0 and plan.kind != "cpu"):
+    for dev, weights, kv in parts:
+        if weights + kv <= 0:
             continue
-        output_here = (plan.kind == "cpu") == (
-            not any(p.kind != "cpu" and p.layers and _has_output(spec, p, plans) for p in plans)
-        )
-        weight = _active_bytes_on(spec, plan, plans, active_ratio, output_here)
-        read = weight + plan.kv_bytes * n_ctx_fill
-        if read <= 0:
-            continue
-        bandwidth = dev.bandwidth_bytes_per_s
-        if not bandwidth:
+        if not dev.bandwidth_bytes_per_s:
             return None, None
-        efficiency = BANDWIDTH_EFFICIENCY.get(dev.kind, BANDWIDTH_EFFICIENCY["gpu"])
-        decode_s += read / (bandwidth * efficiency)
+        eff = BANDWIDTH_EFFICIENCY.get(dev.kind, BANDWIDTH_EFFICIENCY["gpu"])
+        decode_s += (weights + kv) / (dev.bandwidth_bytes_per_s * eff)
         if dev.flops:
             c_eff = COMPUTE_EFFICIENCY.get(dev.kind, COMPUTE_EFFICIENCY["gpu"])
-            prompt_s += 2 * _active_params(spec, weight) / (dev.flops * c_eff)
+            prompt_s += 2 * weights * params_per_byte / (dev.flops * c_eff)
         else:
             prompt_known = False
     decode = 1.0 / decode_s if decode_s > 0 else None
@@ -876,33 +968,17 @@ def predict_speed(
     return decode, prompt
 
 
-def _has_output(spec: ModelSpec, plan: DevicePlan, plans: Sequence[DevicePlan]) -> bool:
-    # The output layer is on the last GPU that has layers when all layers are offloaded.
-    gpu_layers = sum(p.layers for p in plans if p.kind != "cpu")
-    return gpu_layers == spec.n_layer + 1
+def dataclass_replace_ctx(settings: Settings) -> Settings:
+    """Settings with the context at the average fill assumed for decoding."""
+    return _with_ctx(settings, max(int(settings.n_ctx * KV_FILL_FOR_SPEED), 1))
 
 
-def _active_bytes_on(
-    spec: ModelSpec,
-    plan: DevicePlan,
-    plans: Sequence[DevicePlan],
-    active_ratio: float,
-    output_here: bool,
-) -> float:
-    """Weight bytes read per token on this device."""
-    repeating = plan.layers - (1 if output_here and plan.kind != "cpu" else 0)
-    if plan.kind == "cpu":
-        repeating = plan.layers - (1 if output_here else 0)
-    avg_layer = sum(lay.weight_bytes for lay in spec.layers) / max(spec.n_layer, 1)
-    read = repeating * avg_layer * active_ratio
-    if output_here:
-        read += spec.output_weight_bytes
-    return read
-
-
-def _active_params(spec: ModelSpec, weight_bytes: float) -> float:
-    bytes_per_param = spec.weight_bytes / max(spec.total_params, 1)
-    return weight_bytes / max(bytes_per_param, 1e-9)
+def _with_ctx(settings: Settings, n_ctx: int) -> Settings:
+    """`settings` with another context, skipping validation (searches call this thousands of
+    times; the other fields were validated when `settings` was made)."""
+    clone = copy.copy(settings)
+    object.__setattr__(clone, "n_ctx", n_ctx)
+    return clone
 
 
 # -------------------------------------------------------------------------- verdict
@@ -920,7 +996,7 @@ def estimate(spec: ModelSpec, settings: Settings, devices: Sequence[Device]) -> 
     cpu_plan = plans[-1]
     gpu_fits = all(p.fits for p in plans[:-1])
     ctx_full = max_ctx_full_gpu(spec, settings, devices)
-    decode, prompt = predict_speed(spec, settings, devices, plans)
+    decode, prompt = predict_speed(spec, settings, devices, n_gpu)
     notes: list[str] = []
     if spec.source == "catalog":
         notes.append(
@@ -964,7 +1040,8 @@ def _gb(n: float) -> str:
 
 
 def _ctx_label(n: int) -> str:
-    return f"{n // 1024}k" if n >= 1024 and n % 1024 == 0 else str(n)
+    """16384 -> "16k"; other sizes in full with a thousands separator ("16,640")."""
+    return f"{n // 1024}k" if n >= 1024 and n % 1024 == 0 else f"{n:,}"
 
 
 def _explain(
@@ -1021,18 +1098,13 @@ def _explain(
     if ctx_full:
         tips.append(f"lower the context to {_ctx_label(ctx_full)} to fit fully")
     if settings.kv_type == "f16":
-        alt = estimate_layers_only(spec, replace(settings, kv_type="q8_0"), devices)
+        alt = max_gpu_layers(spec, replace(settings, kv_type="q8_0", flash_attn=True), devices)
         if alt > best:
-            tips.append(f"use q8_0 KV cache for {alt} GPU layers")
+            tips.append(f"use the q8_0 KV cache (with flash attention) for {alt} GPU layers")
     if not tips:
         tips.append("pick a smaller quantization to fit fully")
     suggestion = "; or ".join(tips)
     return reason, suggestion[0].upper() + suggestion[1:] + "."
-
-
-def estimate_layers_only(spec: ModelSpec, settings: Settings, devices: Sequence[Device]) -> int:
-    """max_gpu_layers, for suggestions."""
-    return max_gpu_layers(spec, settings, devices)
 
 
 @dataclass(frozen=True)

