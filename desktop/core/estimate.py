@@ -951,13 +951,13 @@ def predict_speed(
     decode_s = 0.0
     prompt_s = 0.0
     prompt_known = True
-    for dev, weights, kv in parts:
-        if weights + kv <= 0:
+    for dev, weights, kv_read in parts:
+        if weights + kv_read <= 0:
             continue
         if not dev.bandwidth_bytes_per_s:
             return None, None
         eff = BANDWIDTH_EFFICIENCY.get(dev.kind, BANDWIDTH_EFFICIENCY["gpu"])
-        decode_s += (weights + kv) / (dev.bandwidth_bytes_per_s * eff)
+        decode_s += (weights + kv_read) / (dev.bandwidth_bytes_per_s * eff)
         if dev.flops:
             c_eff = COMPUTE_EFFICIENCY.get(dev.kind, COMPUTE_EFFICIENCY["gpu"])
             prompt_s += 2 * weights * params_per_byte / (dev.flops * c_eff)

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
 from dataclasses import dataclass, field
+from typing import Any
 
 from desktop.core.gguf import GGUFError, GGUFHeader, LargeArray, TensorInfo
 

@@ -33,6 +33,7 @@ from PySide6.QtCore import (
 
 from desktop.engine import protocol as p
 from desktop.engine.runner import STDERR_TAIL_LINES, worker_command, worker_environment
+from desktop.services.signals import emit
 
 DEFAULT_STOP_TIMEOUT_MS = 2000
 
@@ -157,7 +158,9 @@ def _last_words(stderr_tail: str) -> str:
     lines = [line.strip() for line in stderr_tail.splitlines() if line.strip()]
     keys = ("GGML_ASSERT", "error", "Error", "failed", "abort", "terminate called", "what()")
     for line in reversed(lines):
-        if line.startswith(("Fatal Python error", "Current thread", "Thread 0x", "File ")):
+        if line.startswith(
+            ("Fatal Python error", "Current thread", "Thread 0x", "File ", "Extension modules")
+        ):
             continue  # faulthandler's traceback, not the cause
         if any(key in line for key in keys):
             return line[:300]
@@ -380,7 +383,7 @@ class EngineClient(QObject):
 
     def _fail_soon(self, error: p.Error) -> None:
         # Emitted from the event loop, never from inside the caller's own call.
-        QTimer.singleShot(0, self, lambda: self.error.emit(error))
+        QTimer.singleShot(0, self, lambda: emit(self.error, error))
 
     def _on_stdout(self) -> None:
         process = self._process
@@ -395,41 +398,43 @@ class EngineClient(QObject):
         try:
             event = p.decode(line)
         except p.ProtocolError as exc:
-            self.error.emit(
-                p.Error(kind="protocol", message=f"The worker sent an unreadable line: {exc}.")
+            emit(
+                self.error,
+                p.Error(kind="protocol", message=f"The worker sent an unreadable line: {exc}."),
             )
             return
         current = self._current
         if isinstance(event, p.Token):
-            self.token.emit(event)
+            emit(self.token, event)
         elif isinstance(event, p.LoadProgress):
-            self.loadProgress.emit(event.fraction)
+            emit(self.loadProgress, event.fraction)
         elif isinstance(event, p.Hello):
             self._hello = event
-            self.hello.emit(event)
+            emit(self.hello, event)
             self._pump()
         elif isinstance(event, p.Loaded):
             self._model = event
-            self.loaded.emit(event)
+            emit(self.loaded, event)
             self._finish_current()
         elif isinstance(event, p.Done):
             self._stop_timer.stop()
-            self.done.emit(event)
+            emit(self.done, event)
             self._finish_current()
         elif isinstance(event, p.Unloaded):
             self._model = None
-            self.unloaded.emit()
+            emit(self.unloaded)
             self._finish_current()
         elif isinstance(event, p.Error):
             answers_current = current is not None and event.id == current.id
             if answers_current and isinstance(current, p.Load):
                 self._model = None  # the worker frees the old model before loading
-            self.error.emit(event)
+            emit(self.error, event)
             if answers_current:
                 self._finish_current()
         else:
-            self.error.emit(
-                p.Error(kind="protocol", message=f"The worker sent a request: {event!r}.")
+            emit(
+                self.error,
+                p.Error(kind="protocol", message=f"The worker sent a request: {event!r}."),
             )
 
     def _on_stderr(self) -> None:
@@ -446,14 +451,15 @@ class EngineClient(QObject):
             return
         seconds = self.stop_timeout_ms / 1000
         self.kill()
-        self.error.emit(
+        emit(
+            self.error,
             p.Error(
                 kind="stop_timeout",
                 message=f"The model did not stop within {seconds:g} s (llama.cpp cannot "
                 "interrupt the reading of a long prompt), so its worker was ended. "
                 "Load the model again to continue.",
                 id=chat.id,
-            )
+            ),
         )
 
     def _on_process_error(self, error: QProcess.ProcessError) -> None:
@@ -461,7 +467,8 @@ class EngineClient(QObject):
             return  # crashes and exits are handled in _on_finished
         reason = self._process.errorString()
         self._teardown()
-        self.crashed.emit(
+        emit(
+            self.crashed,
             "failed_to_start",
             f"The model worker could not be started ({reason}).",
             "Check that the app is installed completely; reinstall it if this persists.",
@@ -484,7 +491,7 @@ class EngineClient(QObject):
         explanation = explain_exit(
             exit_code, crashed, activity=activity, stderr_tail=self.stderr_tail()
         )
-        self.crashed.emit(explanation.kind, explanation.message, explanation.suggestion)
+        emit(self.crashed, explanation.kind, explanation.message, explanation.suggestion)
 
     def _activity(self) -> str:
         current = self._current
@@ -516,7 +523,7 @@ class EngineClient(QObject):
         state = self._compute_state()
         if state != self._state:
             self._state = state
-            self.stateChanged.emit(state)
+            emit(self.stateChanged, state)
 
     def _compute_state(self) -> str:
         if self._process is None:

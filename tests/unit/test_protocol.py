@@ -61,9 +61,7 @@ MESSAGE_STRATEGIES = {
         n_layers=ints,
         chat_template=text,
         chat_format=text,
-        buffers=st.just(
-            LlamaLoadReport((BufferLine("CPU", "kv", 12),), None, None, 512).to_dict()
-        ),
+        buffers=st.just(LlamaLoadReport((BufferLine("CPU", "kv", 12),), None, None, 512).to_dict()),
         load_seconds=floats,
         id=text,
     ),
