@@ -280,8 +280,119 @@ def plan_lines(plan: Any) -> list[str]:
     return lines
 
 
+VERDICT_ORDER = {"FULL_GPU": 0, "PARTIAL": 1, "CPU_ONLY": 2, "TOO_LARGE": 3}
+
+
+def model_rows(profile: Any, settings: Any, *, local: bool = False) -> list[dict[str, Any]]:
+    """Every catalog variant (or local GGUF file) with its plan, best fit first.
+
+    Best fit: the verdict first (full GPU, partial, CPU only, too large), then the biggest
+    file, since the largest model that still fits is usually the one a person wants.
+    """
+    from desktop.core.estimate import devices_from_profile, estimate
+
+    devices = devices_from_profile(profile, settings.reserve_bytes)
+    rows: list[dict[str, Any]] = []
+    for name, quant, size, source, spec, problem in _model_specs(local):
+        row: dict[str, Any] = {"name": name, "quant": quant, "size_bytes": size, "source": source}
+        if spec is None:
+            row.update(verdict=None, problem=problem)
+        else:
+            plan = estimate(spec, settings, devices)
+            row.update(plan.to_dict())
+            row["name"], row["model"] = name, spec.name
+        rows.append(row)
+    rows.sort(
+        key=lambda r: (VERDICT_ORDER.get(r.get("verdict") or "", 9), -(r.get("size_bytes") or 0))
+    )
+    return rows
+
+
+def _model_specs(local: bool) -> list[tuple[str, str, int | None, str, Any, str | None]]:
+    """(name, quant, size, source, spec or None, problem) for the catalog or local files."""
+    from desktop.core.modelspec import spec_from_catalog
+
+    out: list[tuple[str, str, int | None, str, Any, str | None]] = []
+    if local:
+        from desktop.core import library
+
+        for item in library.scan(library.default_folders()):
+            out.append(
+                (
+                    item.path.name,
+                    item.quant or "",
+                    item.size_bytes,
+                    str(item.path),
+                    item.spec,
+                    item.problem,
+                )
+            )
+        return out
+    from desktop.core.catalog import CatalogError, load_catalog
+
+    try:
+        catalog = load_catalog()
+    except CatalogError as exc:
+        raise UserError(str(exc)) from None
+    for model, variant in catalog.variants():
+        try:
+            spec = spec_from_catalog(model, variant)
+            problem = None
+        except ValueError as exc:
+            spec, problem = None, str(exc)
+        out.append(
+            (
+                model.name,
+                variant.quant,
+                variant.size_bytes,
+                f"{variant.repo}:{variant.file}",
+                spec,
+                problem,
+            )
+        )
+    return out
+
+
+def _owner(row: dict[str, Any]) -> str:
+    """Who published the file: the repo owner for catalog rows, "local" for files."""
+    source = str(row.get("source", ""))
+    return source.split("/", 1)[0][:14] if ":" in source and "/" in source else "local"
+
+
 def _cmd_models(args: argparse.Namespace) -> int:
-    raise UserError("the models command is not available yet.")
+    from desktop.core.units import format_bytes
+
+    profile = _load_profile(args.hardware)
+    settings = _settings_from_args(args, 4096)
+    rows = model_rows(profile, settings, local=args.local)
+    if args.json:
+        _print_json({"n_ctx": settings.n_ctx, "models": rows})
+        return 0
+    if not rows:
+        print("No models found." if args.local else "The catalog is empty.")
+        return 0
+    print(
+        f"{'model':36} {'quant':8} {'from':14} {'size':>8}  {'verdict':15} {'GPU':>9}"
+        f" {'CPU':>9} {'tok/s':>7}"
+    )
+    for r in rows:
+        if r.get("verdict") is None:
+            print(
+                f"{r['name'][:36]:36} {r['quant'][:8]:8} {_owner(r):14} {'':>8}  "
+                f"cannot estimate: {r.get('problem')}"
+            )
+            continue
+        gpu = sum(d["total_bytes"] for d in r["devices"] if d["kind"] != "cpu")
+        cpu = sum(d["total_bytes"] for d in r["devices"] if d["kind"] == "cpu")
+        speed = r.get("predicted_tokens_per_s")
+        size = format_bytes(r["size_bytes"]) if r.get("size_bytes") else "?"
+        print(
+            f"{r['name'][:36]:36} {r['quant'][:8]:8} {_owner(r):14} {size:>8}  "
+            f"{r['verdict_label']:15}"
+            f" {format_bytes(gpu) if gpu else '-':>9} {format_bytes(cpu):>9}"
+            f" {f'{speed:.1f}' if speed else '?':>7}"
+        )
+    return 0
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -318,6 +429,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `llm-workbench models | head`: the reader left, not an error
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":
