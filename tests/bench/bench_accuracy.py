@@ -14,12 +14,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from llama_buffers import llama_reported_buffers  # noqa: E402
-from synth import ACCURACY_MODELS, write_model  # noqa: E402
+from llama_buffers import llama_reported_buffers
+from synth import ACCURACY_MODELS, write_model
 
-from desktop.core.estimate import Device, Settings, compare_with_llama, estimate  # noqa: E402
-from desktop.core.gguf import read_header_file  # noqa: E402
-from desktop.core.modelspec import spec_from_header  # noqa: E402
+from desktop.core.estimate import Device, Settings, compare_with_llama, estimate
+from desktop.core.gguf import read_header_file
+from desktop.core.modelspec import spec_from_header
 
 CPU = Device("CPU", "cpu", 64 * 2**30, 20 * 10**9, 1e11, cpu_features=("avx", "avx2", "fma"))
 GEMMA = Path(__file__).resolve().parents[1] / ".models" / "gemma-3-270m-Q4_K_M.gguf"
