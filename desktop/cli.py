@@ -315,18 +315,16 @@ def _model_specs(local: bool) -> list[tuple[str, str, int | None, str, Any, str 
     out: list[tuple[str, str, int | None, str, Any, str | None]] = []
     if local:
         from desktop.core import library
+        from desktop.core.settings import default_models_dir, load_settings
 
-        for item in library.scan(library.default_folders()):
-            out.append(
-                (
-                    item.path.name,
-                    item.quant or "",
-                    item.size_bytes,
-                    str(item.path),
-                    item.spec,
-                    item.problem,
-                )
-            )
+        user = load_settings()
+        folders = [Path(user.models_dir) if user.models_dir else default_models_dir()]
+        folders += [Path(f) for f in user.extra_folders]
+        library.ensure_starter_model(folders[0])  # once: the starter model is ready offline
+        for item in library.scan(folders):
+            quant = item.spec.quant_label if item.spec else item.status
+            problem = item.problem or (None if item.spec else "the header could not be read")
+            out.append((item.path.name, quant, item.size_bytes, str(item.path), item.spec, problem))
         return out
     from desktop.core.catalog import CatalogError, load_catalog
 
