@@ -1,0 +1,345 @@
+"""Messages between the app and the inference worker: frozen dataclasses, one JSON line each.
+
+The app (``desktop.services.engine_client`` or the headless ``desktop.engine.runner``)
+writes *requests* to the worker's stdin; the worker writes *events* to its stdout.
+Every message is one JSON object on one line with a ``type`` field and an ``id``;
+events echo the ``id`` of the request they answer, so the client can tell which
+``Done`` ends which ``Chat``.
+
+Requests: :class:`Load`, :class:`Chat`, :class:`Stop`, :class:`Unload`, :class:`Shutdown`.
+Events: :class:`Hello` (once, at start), :class:`LoadProgress`, :class:`Loaded`,
+:class:`Unloaded`, :class:`Token`, :class:`Done`, :class:`Error`.
+
+llama.cpp's own log lines never travel on this channel: the worker captures them
+(and copies them to its stderr, which the app keeps a tail of for crash reports).
+
+This module is imported by both sides, so it depends on nothing but the standard
+library and :mod:`desktop.core.llama_log`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal, Union
+
+from desktop.core.llama_log import LlamaLoadReport
+
+#: Bumped on any incompatible change; the worker says its version in :class:`Hello`.
+PROTOCOL_VERSION = 1
+
+KvType = Literal["f16", "q8_0", "q4_0"]
+StopReason = Literal["stop", "length", "user"]
+ErrorKind = Literal[
+    "file_not_found",
+    "not_gguf",
+    "bad_model",
+    "bad_template",
+    "bad_settings",
+    "out_of_memory",
+    "not_loaded",
+    "busy",
+    "internal",
+    "protocol",
+    "stop_timeout",
+]
+
+
+class ProtocolError(ValueError):
+    """A line that is not a valid protocol message (bad JSON, unknown type, wrong field)."""
+
+
+def new_request_id() -> str:
+    """A short random id; unique enough to pair requests with their events."""
+    return uuid.uuid4().hex[:12]
+
+
+# --------------------------------------------------------------------------- requests
+
+
+@dataclass(frozen=True, kw_only=True)
+class Load:
+    """Load a GGUF model. Any model already loaded is freed first, even if this one fails."""
+
+    type: ClassVar[str] = "load"
+    path: str
+    n_gpu_layers: int = 0  # -1 offloads every layer
+    n_ctx: int = 4096  # tokens
+    n_threads: int | None = None  # None lets llama-cpp-python choose
+    flash_attn: bool = False
+    kv_type: KvType = "f16"  # a quantized V cache needs flash_attn
+    use_mmap: bool = True
+    n_batch: int = 512
+    n_ubatch: int = 512
+    # Full-size sliding-window cache, llama-cpp-python's default: its prompt-prefix reuse
+    # rewinds the cache, which a window-sized SWA cache cannot do once cells were evicted.
+    swa_full: bool = True
+    id: str = field(default_factory=new_request_id)
+
+    @classmethod
+    def from_settings(cls, path: str, settings: Any, n_threads: int | None = None) -> Load:
+        """The load request for an estimator ``Settings`` (so the plan and the load agree).
+
+        ``n_gpu_layers=None`` (auto) must be resolved by the caller to the plan's count.
+        """
+        layers = settings.n_gpu_layers
+        return cls(
+            path=path,
+            n_gpu_layers=0 if layers is None else int(layers),
+            n_ctx=int(settings.n_ctx),
+            n_threads=n_threads,
+            flash_attn=bool(settings.flash_attn),
+            kv_type=settings.kv_type,
+            use_mmap=bool(settings.use_mmap),
+            n_batch=int(settings.n_batch),
+            n_ubatch=int(settings.n_ubatch),
+            swa_full=bool(settings.swa_full),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Chat:
+    """Answer a conversation; the worker streams :class:`Token` events then one :class:`Done`."""
+
+    type: ClassVar[str] = "chat"
+    messages: list[dict[str, str]]  # [{"role": "user", "content": "..."}, ...]
+    temperature: float = 0.8
+    top_p: float = 0.95
+    top_k: int = 40
+    min_p: float = 0.05
+    repeat_penalty: float = 1.0
+    seed: int | None = None
+    max_tokens: int | None = 512  # None: until the context is full
+    id: str = field(default_factory=new_request_id)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Stop:
+    """Stop the running generation at the next token (answered by the chat's ``Done``)."""
+
+    type: ClassVar[str] = "stop"
+    id: str = field(default_factory=new_request_id)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Unload:
+    """Free the model and its context (answered by :class:`Unloaded`)."""
+
+    type: ClassVar[str] = "unload"
+    id: str = field(default_factory=new_request_id)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Shutdown:
+    """Stop whatever runs and exit with status 0."""
+
+    type: ClassVar[str] = "shutdown"
+    id: str = field(default_factory=new_request_id)
+
+
+# --------------------------------------------------------------------------- events
+
+
+@dataclass(frozen=True, kw_only=True)
+class Hello:
+    """First line the worker writes once llama.cpp is imported."""
+
+    type: ClassVar[str] = "hello"
+    version: int  # PROTOCOL_VERSION of the worker
+    pid: int
+    llama_cpp_version: str
+    backends: list[str]  # ggml backends the build registered, e.g. ["CPU"] or ["CUDA", "CPU"]
+    system_info: str = ""  # llama_print_system_info(): CPU features the build uses
+    id: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoadProgress:
+    """llama.cpp's load progress callback, 0.0 to 1.0 (sent at most every 1%)."""
+
+    type: ClassVar[str] = "load_progress"
+    fraction: float
+    id: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Loaded:
+    """The model is ready; ``buffers`` is what llama.cpp said it allocated."""
+
+    type: ClassVar[str] = "loaded"
+    n_ctx: int
+    n_gpu_layers: int  # layers actually offloaded (from the log), else the requested number
+    n_layers: int  # transformer blocks in the model
+    chat_template: str  # "gguf" (the model's own Jinja), a built-in format name, or "fallback"
+    chat_format: str  # the llama-cpp-python chat format in use ("chat_template.default", "gemma")
+    buffers: dict[str, Any]  # LlamaLoadReport.to_dict()
+    load_seconds: float
+    id: str = ""
+
+    def report(self) -> LlamaLoadReport:
+        """The buffer sizes as the parser's report object."""
+        return LlamaLoadReport.from_dict(self.buffers)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Unloaded:
+    """The model was freed."""
+
+    type: ClassVar[str] = "unloaded"
+    id: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Token:
+    """One streamed piece of the answer (usually one token; a multi-byte character may join two)."""
+
+    type: ClassVar[str] = "token"
+    text: str
+    t: float  # time.monotonic() in the worker when the piece was ready, seconds
+    index: int  # 0, 1, 2, ... within one chat
+    id: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Done:
+    """A chat finished; rates are from the worker's own clock."""
+
+    type: ClassVar[str] = "done"
+    prompt_tokens: int
+    generated_tokens: int
+    ttft_s: float  # from the Chat request to the first token, prompt processing included
+    prompt_tokens_per_s: float  # prompt_tokens / ttft_s
+    gen_tokens_per_s: float  # (generated - 1) / (time of last token - time of first token)
+    stop_reason: StopReason
+    id: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Error:
+    """A request failed; ``message`` is a sentence for a person, with the fix."""
+
+    type: ClassVar[str] = "error"
+    kind: ErrorKind
+    message: str
+    details: dict[str, Any] = field(
+        default_factory=dict
+    )  # e.g. {"needed_bytes": ..., "device": ...}
+    id: str = ""
+
+
+Request = Union[Load, Chat, Stop, Unload, Shutdown]  # noqa: UP007 (used at runtime)
+Event = Union[Hello, LoadProgress, Loaded, Unloaded, Token, Done, Error]  # noqa: UP007
+Message = Union[Request, Event]  # noqa: UP007
+
+REQUEST_TYPES: tuple[type[Any], ...] = (Load, Chat, Stop, Unload, Shutdown)
+EVENT_TYPES: tuple[type[Any], ...] = (Hello, LoadProgress, Loaded, Unloaded, Token, Done, Error)
+_TYPES: dict[str, type[Any]] = {cls.type: cls for cls in (*REQUEST_TYPES, *EVENT_TYPES)}
+_HINTS: dict[type[Any], dict[str, Any]] = {
+    cls: typing.get_type_hints(cls) for cls in _TYPES.values()
+}
+
+
+def encode(msg: Message) -> str:
+    """One JSON line (no trailing newline) with ``type`` first."""
+    body: dict[str, Any] = {"type": msg.type}
+    for f in dataclasses.fields(msg):
+        body[f.name] = getattr(msg, f.name)
+    # ensure_ascii keeps the line free of U+2028 and friends, which some line readers split on.
+    return json.dumps(body, separators=(",", ":"), allow_nan=False)
+
+
+def decode(line: str | bytes) -> Message:
+    """Parse one line back into its message; raise :class:`ProtocolError` on anything wrong."""
+    try:
+        data = json.loads(line, parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ProtocolError(f"not a JSON line: {_preview(line)} ({exc})") from None
+    if not isinstance(data, dict):
+        raise ProtocolError(f"expected a JSON object, got {type(data).__name__}: {_preview(line)}")
+    kind = data.pop("type", None)
+    cls = _TYPES.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise ProtocolError(f"unknown message type {kind!r}")
+    hints = _HINTS[cls]
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ProtocolError(f"{kind}: unknown field(s) {', '.join(unknown)}")
+    missing = [
+        f.name
+        for f in dataclasses.fields(cls)
+        if f.name not in data
+        and f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise ProtocolError(f"{kind}: missing field(s) {', '.join(missing)}")
+    for name, value in data.items():
+        if not _matches(value, hints[name]):
+            raise ProtocolError(f"{kind}.{name}: {value!r} is not {_describe(hints[name])}")
+    return typing.cast(Message, cls(**data))
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def request_id_of(line: str | bytes) -> str:
+    """Best effort: the ``id`` of a line that failed to decode, so the error can echo it."""
+    try:
+        data = json.loads(line)
+    except (ValueError, UnicodeDecodeError):
+        return ""
+    value = data.get("id") if isinstance(data, dict) else None
+    return value if isinstance(value, str) else ""
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    """Shallow check of a JSON value against the annotation of its field."""
+    origin = typing.get_origin(hint)
+    if hint is Any:
+        return True
+    if origin is Literal:
+        return value in typing.get_args(hint)
+    if origin in (Union, types.UnionType):
+        return any(_matches(value, arg) for arg in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        return isinstance(value, list) and all(_matches(v, item) for v in value)
+    if origin is dict:
+        key, item = typing.get_args(hint)
+        return isinstance(value, dict) and all(
+            _matches(k, key) and _matches(v, item) for k, v in value.items()
+        )
+    raise TypeError(f"protocol field type {hint!r} is not supported")  # a bug in this module
+
+
+def _describe(hint: Any) -> str:
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(hint))
+    if origin in (Union, types.UnionType):
+        return " or ".join(_describe(a) for a in typing.get_args(hint))
+    if hint is type(None):
+        return "null"
+    return getattr(hint, "__name__", str(hint))
+
+
+def _preview(line: str | bytes, limit: int = 80) -> str:
+    text = line.decode("utf-8", "replace") if isinstance(line, bytes) else line
+    text = text.strip()
+    return repr(text if len(text) <= limit else text[:limit] + "...")

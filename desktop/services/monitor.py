@@ -1,0 +1,315 @@
+"""Live resource samples for the charts: VRAM, RAM, CPU, the worker's own share.
+
+:class:`Monitor` samples on a QTimer (4 Hz by default), independent of generation:
+per GPU the VRAM used/total and utilisation, and the worker process's own VRAM
+where NVML reports it; the worker's resident memory; system RAM and CPU use.
+Each sample is a frozen :class:`Sample`, emitted with ``sampled`` and written
+into fixed-size NumPy ring buffers that the charts read with ``setData``.
+Token timestamps from the engine client feed a :class:`TokenRateTracker`.
+
+Anything that cannot be measured is ``None`` (NaN in the ring buffers), never an
+exception: no NVIDIA driver, a driver/library mismatch, NotSupported on a laptop
+GPU, a worker that has just exited. NVML and psutil are passed in (``nvml=``,
+``psutil_module=``) so tests can hand the monitor a fake machine.
+
+It is meant to be cheap: well under 1% of one core at 4 Hz
+(``python tests/bench/bench_monitor.py`` measures it).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import psutil
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from desktop.core.ringbuffer import RingBuffer
+from desktop.core.token_rate import TokenRateTracker
+from desktop.services.signals import emit
+
+DEFAULT_INTERVAL_MS = 250  # 4 Hz
+DEFAULT_HISTORY = 4 * 60 * 10  # ten minutes of samples at 4 Hz
+
+_AUTO = object()  # "import pynvml yourself" marker for the nvml argument
+
+
+@dataclass(frozen=True)
+class GpuSample:
+    index: int
+    name: str | None
+    vram_used: int | None  # bytes, all processes
+    vram_total: int | None  # bytes
+    utilization: float | None  # percent of time a kernel ran, 0..100
+    worker_vram: int | None  # bytes used by the worker process (None: not reported)
+
+
+@dataclass(frozen=True)
+class Sample:
+    t: float  # time.monotonic(), seconds: the same clock as the worker's token stamps
+    gpus: tuple[GpuSample, ...]
+    worker_rss: int | None  # bytes resident in the worker process
+    worker_cpu_percent: float | None  # of one core (can exceed 100 with several threads)
+    ram_used: int | None  # bytes: total - available
+    ram_available: int | None  # bytes
+    ram_total: int | None  # bytes
+    cpu_percent: float | None  # whole machine, 0..100, since the previous sample
+
+
+class GpuSeries:
+    """Ring buffers of one GPU's samples (bytes and percent, NaN where unknown)."""
+
+    def __init__(self, capacity: int) -> None:
+        self.vram_used = RingBuffer(capacity)
+        self.vram_total = RingBuffer(capacity)
+        self.utilization = RingBuffer(capacity)
+        self.worker_vram = RingBuffer(capacity)
+
+
+class _Nvml:
+    """Every NVML call goes through :meth:`call`, which turns any failure into None."""
+
+    def __init__(self, module: Any) -> None:
+        self._module = module
+        self._handles: list[Any] | None = None  # None: not initialised yet
+        self._names: list[str | None] = []
+
+    def call(self, name: str, *args: Any) -> Any:
+        """The NVML function's result, or None when it fails in any way."""
+        return self._try(name, *args)[1]
+
+    def _try(self, name: str, *args: Any) -> tuple[bool, Any]:
+        if self._module is None:
+            return False, None
+        try:
+            return True, getattr(self._module, name)(*args)
+        except Exception:  # NVMLError_*, AttributeError from an old library, OSError...
+            return False, None
+
+    def handles(self) -> list[Any]:
+        """Device handles, found once (NVML is initialised lazily); [] without a driver."""
+        if self._handles is None:
+            self._handles = []
+            initialised, _ = self._try("nvmlInit")  # returns None on success, raises on failure
+            count = self.call("nvmlDeviceGetCount") if initialised else None
+            for i in range(int(count or 0)):
+                handle = self.call("nvmlDeviceGetHandleByIndex", i)
+                if handle is not None:
+                    self._handles.append(handle)
+                    name = self.call("nvmlDeviceGetName", handle)
+                    self._names.append(name.decode() if isinstance(name, bytes) else name)
+        return self._handles
+
+    def name(self, index: int) -> str | None:
+        return self._names[index] if index < len(self._names) else None
+
+
+def _load_pynvml() -> Any:
+    try:
+        import pynvml
+    except Exception:  # not installed, or a broken install
+        return None
+    return pynvml
+
+
+class Monitor(QObject):
+    """Samples the machine and the worker on a timer; keeps the series for the charts."""
+
+    sampled = Signal(object)  # Sample
+
+    def __init__(
+        self,
+        parent: QObject | None = None,
+        *,
+        interval_ms: int = DEFAULT_INTERVAL_MS,
+        history: int = DEFAULT_HISTORY,
+        nvml: Any = _AUTO,
+        psutil_module: Any = psutil,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(parent)
+        self._nvml = _Nvml(_load_pynvml() if nvml is _AUTO else nvml)
+        self._psutil = psutil_module
+        self._clock = clock
+        self._history = history
+        self._worker_pid: int | None = None
+        self._worker: Any = None  # psutil.Process, kept so cpu_percent has a reference point
+        self._cpu_primed = False
+
+        self.times = RingBuffer(history)
+        self.ram_used = RingBuffer(history)
+        self.ram_available = RingBuffer(history)
+        self.worker_rss = RingBuffer(history)
+        self.worker_cpu_percent = RingBuffer(history)
+        self.cpu_percent = RingBuffer(history)
+        self.gpus: list[GpuSeries] = []
+        self.tokens = TokenRateTracker(capacity=history * 16)
+        self.last_sample: Sample | None = None
+
+        self._timer = QTimer(self)
+        self._timer.setInterval(interval_ms)
+        self._timer.timeout.connect(self.sample_now)
+
+    # ------------------------------------------------------------------ control
+
+    def start(self) -> None:
+        self._timer.start()
+
+    def stop(self) -> None:
+        self._timer.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._timer.isActive()
+
+    @property
+    def interval_ms(self) -> int:
+        return int(self._timer.interval())
+
+    def set_worker_pid(self, pid: int | None) -> None:
+        """Follow this worker process (None: no worker)."""
+        if pid == self._worker_pid:
+            return
+        self._worker_pid = pid
+        self._worker = None
+
+    def add_token(self, token: Any) -> None:
+        """Slot for ``EngineClient.token``: takes a protocol Token (or its timestamp)."""
+        t = token if isinstance(token, float | int) else token.t
+        self.tokens.add(float(t))
+
+    def start_generation(self) -> None:
+        """Call when a new answer starts, so the pause before it is not a slow token."""
+        self.tokens.start_generation()
+
+    # ------------------------------------------------------------------ sampling
+
+    def sample_now(self) -> Sample:
+        """Take one sample, store it in the series and emit ``sampled``."""
+        t = self._clock()
+        gpus = self._sample_gpus()
+        cpu = self._sample_cpu()
+        rss, worker_cpu = self._sample_worker()
+        total, available = self._sample_ram()
+        sample = Sample(
+            t=t,
+            gpus=gpus,
+            worker_rss=rss,
+            worker_cpu_percent=worker_cpu,
+            ram_used=total - available if total is not None and available is not None else None,
+            ram_available=available,
+            ram_total=total,
+            cpu_percent=cpu,
+        )
+        self._store(sample)
+        self.last_sample = sample
+        emit(self.sampled, sample)
+        return sample
+
+    def _sample_gpus(self) -> tuple[GpuSample, ...]:
+        nvml = self._nvml
+        out = []
+        for index, handle in enumerate(nvml.handles()):
+            memory = nvml.call("nvmlDeviceGetMemoryInfo", handle)
+            rates = nvml.call("nvmlDeviceGetUtilizationRates", handle)
+            out.append(
+                GpuSample(
+                    index=index,
+                    name=nvml.name(index),
+                    vram_used=_int_or_none(getattr(memory, "used", None)),
+                    vram_total=_int_or_none(getattr(memory, "total", None)),
+                    utilization=_float_or_none(getattr(rates, "gpu", None)),
+                    worker_vram=self._worker_vram(handle),
+                )
+            )
+        return tuple(out)
+
+    def _worker_vram(self, handle: Any) -> int | None:
+        pid = self._worker_pid
+        if pid is None:
+            return None
+        processes = self._nvml.call("nvmlDeviceGetComputeRunningProcesses", handle)
+        if processes is None:
+            return None
+        used: list[Any] = [
+            getattr(proc, "usedGpuMemory", None)
+            for proc in processes
+            if getattr(proc, "pid", None) == pid
+        ]
+        if not used:
+            return 0  # NVML lists every process with a context here; ours has none
+        if not all(isinstance(u, int) for u in used):
+            return None  # e.g. Windows WDDM does not say
+        return int(sum(used))
+
+    def _sample_worker(self) -> tuple[int | None, float | None]:
+        pid = self._worker_pid
+        if pid is None:
+            return None, None
+        try:
+            if self._worker is None:
+                self._worker = self._psutil.Process(pid)
+                self._worker.cpu_percent(None)  # first call only sets the reference point
+                return int(self._worker.memory_info().rss), None
+            with self._worker.oneshot():
+                return int(self._worker.memory_info().rss), float(self._worker.cpu_percent(None))
+        except Exception:  # NoSuchProcess, AccessDenied, ZombieProcess: it just exited
+            self._worker = None
+            return None, None
+
+    def _sample_ram(self) -> tuple[int | None, int | None]:
+        try:
+            memory = self._psutil.virtual_memory()
+            return int(memory.total), int(memory.available)
+        except Exception:
+            return None, None
+
+    def _sample_cpu(self) -> float | None:
+        try:
+            value = float(self._psutil.cpu_percent(None))
+        except Exception:
+            return None
+        if not self._cpu_primed:  # psutil's first reading has no interval: meaningless
+            self._cpu_primed = True
+            return None
+        return value
+
+    def _store(self, sample: Sample) -> None:
+        self.times.append(sample.t)
+        self.ram_used.append(_nan(sample.ram_used))
+        self.ram_available.append(_nan(sample.ram_available))
+        self.worker_rss.append(_nan(sample.worker_rss))
+        self.worker_cpu_percent.append(_nan(sample.worker_cpu_percent))
+        self.cpu_percent.append(_nan(sample.cpu_percent))
+        while len(self.gpus) < len(sample.gpus):
+            series = GpuSeries(self._history)
+            for _ in range(len(self.times) - 1):  # keep the GPU series aligned with times
+                for ring in (
+                    series.vram_used,
+                    series.vram_total,
+                    series.utilization,
+                    series.worker_vram,
+                ):
+                    ring.append(math.nan)
+            self.gpus.append(series)
+        for index, series in enumerate(self.gpus):
+            gpu = sample.gpus[index] if index < len(sample.gpus) else None
+            series.vram_used.append(_nan(gpu.vram_used if gpu else None))
+            series.vram_total.append(_nan(gpu.vram_total if gpu else None))
+            series.utilization.append(_nan(gpu.utilization if gpu else None))
+            series.worker_vram.append(_nan(gpu.worker_vram if gpu else None))
+
+
+def _nan(value: float | None) -> float:
+    return math.nan if value is None else float(value)
+
+
+def _int_or_none(value: Any) -> int | None:
+    return int(value) if isinstance(value, int | float) else None
+
+
+def _float_or_none(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) else None
