@@ -64,7 +64,14 @@ def _layers(text: str) -> int | None:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Which GGUF models can this computer run, how fast.")
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
-    parser.add_argument("--self-test", action="store_true", help="check that everything works")
+    parser.add_argument(
+        "--self-test",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="MODEL",
+        help="check that everything works (optionally with this GGUF file)",
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
 
@@ -394,7 +401,33 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    raise UserError("the bench command is not available yet.")
+    from desktop.benchmark import bench_lines, run_bench
+    from desktop.core.gguf import GGUFError
+    from desktop.engine.runner import WorkerError, WorkerExited
+
+    path = Path(args.target).expanduser()
+    if not path.is_file():
+        raise UserError(f"{args.target} is not a file.")
+    try:
+        result = run_bench(
+            path,
+            n_ctx=args.ctx,
+            n_gpu_layers=args.gpu_layers,
+            tokens=args.tokens,
+            prompt_tokens=args.prompt_tokens,
+            profile=_load_profile(None),
+        )
+    except GGUFError as exc:
+        raise UserError(f"{path.name} is not a usable GGUF file: {exc}") from None
+    except WorkerError as exc:
+        raise UserError(str(exc)) from None
+    except WorkerExited as exc:
+        raise UserError(f"the llama.cpp worker stopped unexpectedly: {exc}") from None
+    if args.json:
+        _print_json(result)
+    else:
+        print("\n".join(bench_lines(result)))
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -405,10 +438,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return worker_main()
     parser = build_parser()
     args = parser.parse_args(args_list)
-    if args.self_test:
+    if args.self_test is not None:
         from desktop.selftest import run_self_test
 
-        return run_self_test()
+        return run_self_test(args.self_test or None)
     if args.command is None:
         from desktop.app import main as app_main
 

@@ -1,0 +1,204 @@
+"""`llm-workbench bench`: load a model through the worker, measure it beside the prediction.
+
+The same path the app uses (worker process, JSON-lines protocol), a fixed prompt of about the
+requested length, greedy sampling, and a sampler thread that records the worker's peak RSS
+(psutil) and VRAM (NVML, where present). The estimator's plan for the same settings is
+printed beside what llama.cpp reported and what was measured.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+#: Words for the fixed prompt: ordinary English, about one token each for most tokenizers.
+_PROMPT_WORDS = (
+    "the quick brown fox jumps over a lazy dog while seven curious cats watch from an old "
+    "wooden fence near the river and count the boats that drift past in the morning light"
+).split()
+
+
+def fixed_prompt(n_tokens: int) -> str:
+    """A deterministic prompt of roughly `n_tokens` tokens, ending with a request."""
+    words = [_PROMPT_WORDS[i % len(_PROMPT_WORDS)] for i in range(max(n_tokens - 12, 1))]
+    return " ".join(words) + ". Now write a long story about what happens next."
+
+
+@dataclass
+class PeakSampler:
+    """Samples a process's RSS and per-process VRAM every 50 ms on a thread, keeps the peaks."""
+
+    pid: int
+    interval_s: float = 0.05
+    peak_rss_bytes: int = 0
+    peak_vram_bytes: int | None = None
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def __enter__(self) -> PeakSampler:
+        self._thread = threading.Thread(target=self._run, name="bench-sampler", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+
+    def _run(self) -> None:
+        import psutil
+
+        try:
+            proc = psutil.Process(self.pid)
+        except psutil.Error:
+            return
+        nvml = _nvml()
+        while not self._stop.is_set():
+            try:
+                self.peak_rss_bytes = max(self.peak_rss_bytes, proc.memory_info().rss)
+            except psutil.Error:
+                return
+            if nvml is not None:
+                used = _process_vram(nvml, self.pid)
+                if used is not None:
+                    self.peak_vram_bytes = max(self.peak_vram_bytes or 0, used)
+            self._stop.wait(self.interval_s)
+
+
+def _nvml() -> Any:
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        return pynvml
+    except Exception:  # no NVIDIA driver or library: VRAM is simply not measured
+        return None
+
+
+def _process_vram(nvml: Any, pid: int) -> int | None:
+    total = 0
+    found = False
+    try:
+        for i in range(nvml.nvmlDeviceGetCount()):
+            handle = nvml.nvmlDeviceGetHandleByIndex(i)
+            for proc in nvml.nvmlDeviceGetComputeRunningProcesses(handle):
+                if proc.pid == pid and proc.usedGpuMemory is not None:
+                    total += int(proc.usedGpuMemory)
+                    found = True
+    except Exception:  # NotSupported on some drivers (WDDM): unknown, not zero
+        return None
+    return total if found else None
+
+
+def run_bench(
+    path: Path,
+    *,
+    n_ctx: int,
+    n_gpu_layers: int | None,
+    tokens: int,
+    prompt_tokens: int,
+    profile: Any,
+) -> dict[str, Any]:
+    """Load, generate, measure; the result as a JSON-able dict (raises WorkerError/Exited)."""
+    from desktop.core.estimate import Settings, compare_with_llama, devices_from_profile, estimate
+    from desktop.core.gguf import read_header_file
+    from desktop.core.modelspec import spec_from_header
+    from desktop.engine import protocol as p
+    from desktop.engine.runner import WorkerRunner
+
+    spec = spec_from_header(read_header_file(path))
+    settings = Settings(n_ctx=n_ctx, n_gpu_layers=n_gpu_layers)
+    devices = devices_from_profile(profile, settings.reserve_bytes)
+    plan = estimate(spec, settings, devices)
+    load = p.Load.from_settings(str(path), _with_layers(settings, plan.gpu_layers))
+    with WorkerRunner() as runner:
+        hello = runner.hello  # the context manager started the worker
+        assert hello is not None and runner.pid is not None
+        with PeakSampler(runner.pid) as sampler:
+            started = time.perf_counter()
+            loaded = runner.load(load)
+            load_s = time.perf_counter() - started
+            chat = p.Chat(
+                messages=[{"role": "user", "content": fixed_prompt(prompt_tokens)}],
+                temperature=0.0,
+                top_k=1,
+                seed=1,
+                max_tokens=tokens,
+            )
+            done = None
+            for event in runner.chat(chat):
+                if isinstance(event, p.Done):
+                    done = event
+        runner.unload()
+    report = loaded.report()
+    rows = compare_with_llama(plan, report)
+    return {
+        "model": spec.name or path.name,
+        "llama_cpp_version": hello.llama_cpp_version,
+        "backends": hello.backends,
+        "n_ctx": loaded.n_ctx,
+        "gpu_layers": loaded.n_gpu_layers,
+        "load_seconds": round(load_s, 2),
+        "prompt_tokens": done.prompt_tokens if done else 0,
+        "generated_tokens": done.generated_tokens if done else 0,
+        "time_to_first_token_s": round(done.ttft_s, 3) if done else None,
+        "prompt_tokens_per_s": round(done.prompt_tokens_per_s, 1) if done else None,
+        "gen_tokens_per_s": round(done.gen_tokens_per_s, 1) if done else None,
+        "predicted_tokens_per_s": plan.to_dict()["predicted_tokens_per_s"],
+        "predicted_prompt_tokens_per_s": plan.to_dict()["predicted_prompt_tokens_per_s"],
+        "peak_worker_rss_bytes": sampler.peak_rss_bytes,
+        "peak_worker_vram_bytes": sampler.peak_vram_bytes,
+        "estimated_cpu_total_bytes": plan.devices[-1].total_bytes,
+        "llama_cpp_buffers": report.to_dict()["buffers"],
+        "comparison": [
+            {
+                "component": r.component,
+                "estimated_bytes": r.estimated_bytes,
+                "reported_bytes": r.reported_bytes,
+                "error_pct": round(r.error_pct, 2),
+            }
+            for r in rows
+        ],
+    }
+
+
+def _with_layers(settings: Any, layers: int) -> Any:
+    from dataclasses import replace
+
+    return replace(settings, n_gpu_layers=layers)
+
+
+def bench_lines(result: dict[str, Any]) -> list[str]:
+    """The bench result for a terminal."""
+    from desktop.core.units import format_bytes
+
+    def rate(v: float | None) -> str:
+        return f"{v:.1f} tok/s" if v else "unknown"
+
+    lines = [
+        f"{result['model']} (llama.cpp {result['llama_cpp_version']}, "
+        f"{'/'.join(result['backends'])}), context {result['n_ctx']}, "
+        f"{result['gpu_layers']} GPU layers, loaded in {result['load_seconds']} s",
+        "",
+        f"{'':24} {'measured':>14} {'predicted':>14}",
+        f"{'generation':24} {rate(result['gen_tokens_per_s']):>14} "
+        f"{rate(result['predicted_tokens_per_s']):>14}",
+        f"{'prompt processing':24} {rate(result['prompt_tokens_per_s']):>14} "
+        f"{rate(result['predicted_prompt_tokens_per_s']):>14}",
+        f"{'time to first token':24} {result['time_to_first_token_s']!s:>12} s",
+        f"{'tokens (prompt / gen)':24} {result['prompt_tokens']:>7} / {result['generated_tokens']}",
+        f"{'peak worker RSS':24} {format_bytes(result['peak_worker_rss_bytes']):>14} "
+        f"{format_bytes(result['estimated_cpu_total_bytes']):>14} (CPU plan total)",
+    ]
+    vram = result["peak_worker_vram_bytes"]
+    lines.append(f"{'peak worker VRAM':24} {format_bytes(vram) if vram else 'n/a':>14}")
+    lines += ["", f"{'buffer':10} {'estimated':>12} {'llama.cpp':>12} {'error':>8}"]
+    for row in result["comparison"]:
+        lines.append(
+            f"{row['component']:10} {format_bytes(row['estimated_bytes']):>12} "
+            f"{format_bytes(row['reported_bytes']):>12} {row['error_pct']:+7.2f}%"
+        )
+    return lines
