@@ -402,8 +402,7 @@ def spec_from_catalog(model: Any, variant: Any) -> ModelSpec:
     arch = model.arch
     missing = [
         name
-        for name in ("architecture", "block_count", "embedding_length", "head_count",
-                     "vocab_size")
+        for name in ("architecture", "block_count", "embedding_length", "head_count", "vocab_size")
         if getattr(arch, name) in (None, 0, "")
     ]
     if missing:
@@ -423,8 +422,7 @@ def spec_from_catalog(model: Any, variant: Any) -> ModelSpec:
     n_ff_exp = int(arch.expert_feed_forward_length or (n_ff if n_expert else 0))
     tied = bool(arch.tie_word_embeddings)
     kv_heads = [
-        int(arch.kv_heads(il) if arch.kv_heads(il) is not None else n_head)
-        for il in range(n_layer)
+        int(arch.kv_heads(il) if arch.kv_heads(il) is not None else n_head) for il in range(n_layer)
     ]
     family = str(arch.architecture)
     n_swa = int(arch.sliding_window or 0)
@@ -454,8 +452,14 @@ def spec_from_catalog(model: Any, variant: Any) -> ModelSpec:
         weight = int(layer_params[il] * bytes_per_param)
         layers.append(
             LayerSpec(
-                index=il, n_head=n_head, n_head_kv=kv_heads[il], head_dim_k=head_k,
-                head_dim_v=head_v, is_swa=swa[il], is_recurrent=False, weight_bytes=weight,
+                index=il,
+                n_head=n_head,
+                n_head_kv=kv_heads[il],
+                head_dim_k=head_k,
+                head_dim_v=head_v,
+                is_swa=swa[il],
+                is_recurrent=False,
+                weight_bytes=weight,
                 expert_bytes=int(experts * bytes_per_param),
             )
         )
