@@ -15,7 +15,11 @@ from pathlib import Path
 from typing import Any
 
 #: Words for the fixed prompt: ordinary English, about one token each for most tokenizers.
-_PROMPT_WORDS = ["the", "quick", "brown", "fox", "jumps", "over", "a", "lazy", "dog", "while", "seven", "curious", "cats", "watch", "from", "an", "old", "wooden", "fence", "near", "the", "river", "and", "count", "the", "boats", "that", "drift", "past", "in", "the", "morning", "light"]
+_PROMPT_TEXT = (
+    "the quick brown fox jumps over a lazy dog while seven curious cats watch from an old "
+    "wooden fence near the river and count the boats that drift past in the morning light"
+)
+_PROMPT_WORDS = tuple(_PROMPT_TEXT.split())
 
 
 def fixed_prompt(n_tokens: int) -> str:
