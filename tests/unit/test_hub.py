@@ -15,11 +15,11 @@ import pytest
 from hub_server import (
     HubServer,
     free_port_url,
-    gemma_file,
     gemma_sha256,
     running_hub,
     write_split_model,
 )
+from real_models import gemma_file
 from synth import SynthModel, write_model
 
 from desktop.core import hub
