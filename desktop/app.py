@@ -1,0 +1,367 @@
+"""main(): early checks, the QApplication and the main window; slow work off the GUI thread.
+
+The window appears first; then the hardware check (a RAM bandwidth test and a llama.cpp
+subprocess, one to three seconds) and the catalog's estimates run on the thread pool and fill
+it in. Heavy modules are imported inside :func:`main`, after the cheap checks, so a missing
+display or library is reported in one plain sentence instead of a traceback or a Qt abort.
+
+llama_cpp is never imported in this process: models run in the worker process.
+
+Environment variables for tests and measurements:
+
+* ``LLMW_SMOKE=1`` - print timings ("shown", "catalog", "hardware", "library": seconds since
+  the process started) and quit once the window is shown and the background jobs are done.
+* ``LLMW_SETTINGS`` - the settings file to use instead of the per-user one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from PySide6.QtWidgets import QApplication, QWidget
+
+__all__ = ["install_excepthook", "log_dir", "main"]
+
+APP_NAME = "LLM Workbench"
+APP_ID = "llm-workbench"
+MIN_PYTHON = (3, 11)
+
+log = logging.getLogger("desktop")
+
+
+def _fail(message: str) -> int:
+    print(f"{APP_ID}: {message}", file=sys.stderr)
+    return 1
+
+
+def _display_problem() -> str | None:
+    """Why Qt could not open a window here, in one sentence; None when it should work.
+
+    Qt aborts the whole process when its platform plugin cannot start, with a message that
+    means little to most people; the common causes are checked before it gets that far.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    platform = os.environ.get("QT_QPA_PLATFORM", "")
+    if platform and platform not in ("xcb", "wayland"):
+        return None  # offscreen, vnc, ...: the person asked for it
+    has_x = bool(os.environ.get("DISPLAY"))
+    has_wayland = bool(os.environ.get("WAYLAND_DISPLAY"))
+    if not has_x and not has_wayland:
+        return (
+            "there is no graphical display (neither DISPLAY nor WAYLAND_DISPLAY is set). "
+            "Start it from a desktop session, or use the terminal commands: "
+            f"'{APP_ID} hardware', '{APP_ID} models'."
+        )
+    wants_xcb = platform == "xcb" or (not platform and not has_wayland)
+    if wants_xcb:
+        import ctypes.util
+
+        if ctypes.util.find_library("xcb-cursor") is None:
+            return (
+                "Qt needs the library libxcb-cursor to open a window on X11, and it is not "
+                "installed. Install it (Debian/Ubuntu: 'sudo apt install libxcb-cursor0', "
+                "Fedora: 'sudo dnf install xcb-util-cursor') and start again."
+            )
+    return None
+
+
+def log_dir() -> Path:
+    """The per-user log folder (platformdirs)."""
+    import platformdirs
+
+    return platformdirs.user_log_path(APP_ID, appauthor=False)
+
+
+def _setup_logging() -> Path | None:
+    """Log to ``<user log dir>/llm-workbench.log`` (rotated); None when it cannot be written."""
+    from logging.handlers import RotatingFileHandler
+
+    try:
+        folder = log_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{APP_ID}.log"
+        handler = RotatingFileHandler(path, maxBytes=1_000_000, backupCount=3, encoding="utf-8")
+    except OSError:
+        return None
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    return path
+
+
+class _ErrorReporter:
+    """The sys.excepthook: log the traceback, show one dialog, keep the app running."""
+
+    def __init__(self, log_path: Path | None, parent: QWidget | None = None) -> None:
+        self.log_path = log_path
+        self.parent = parent
+        self.dialog: Any = None  # the QMessageBox on screen, if any
+        self.count = 0
+
+    def __call__(
+        self,
+        exc_type: type[BaseException],
+        exc: BaseException,
+        tb: TracebackType | None,
+    ) -> None:
+        if issubclass(exc_type, KeyboardInterrupt):
+            sys.__excepthook__(exc_type, exc, tb)
+            return
+        self.count += 1
+        text = "".join(traceback.format_exception(exc_type, exc, tb))
+        log.error("Unhandled exception\n%s", text)
+        if self.log_path is None:
+            print(text, file=sys.stderr)
+        try:
+            self._show(exc, text)
+        except Exception:  # never let the hook itself raise
+            log.exception("could not show the error dialog")
+            print(text, file=sys.stderr)
+
+    def _show(self, exc: BaseException, text: str) -> None:
+        from PySide6.QtCore import Qt
+        from PySide6.QtWidgets import QApplication, QMessageBox
+
+        if QApplication.instance() is None:
+            print(text, file=sys.stderr)
+            return
+        if self.dialog is not None and self.dialog.isVisible():
+            return  # one dialog at a time; the log has every one
+        where = (
+            f"The details are in {self.log_path}."
+            if self.log_path is not None
+            else "The details were printed to the terminal."
+        )
+        box = QMessageBox(self.parent)
+        box.setIcon(QMessageBox.Icon.Critical)
+        box.setWindowTitle("Something went wrong")
+        box.setText(f"LLM Workbench hit an unexpected error: {exc or type(exc).__name__}")
+        box.setInformativeText(
+            f"The app is still running; you can carry on. {where} Please include them if you "
+            "report the problem."
+        )
+        box.setDetailedText(text)
+        box.setStandardButtons(QMessageBox.StandardButton.Ok)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.finished.connect(self._dialog_closed)
+        self.dialog = box
+        box.open()  # not exec(): the hook must return to the event loop
+
+    def _dialog_closed(self) -> None:
+        self.dialog = None
+
+
+def install_excepthook(log_path: Path | None, parent: QWidget | None = None) -> _ErrorReporter:
+    """Install (and return) the hook that logs unhandled exceptions and shows a dialog."""
+    reporter = _ErrorReporter(log_path, parent)
+    sys.excepthook = reporter
+    return reporter
+
+
+def _process_age() -> float:
+    """Seconds since this process started (for the startup timing).
+
+    ``LLMW_T0`` (a time.time() value set by whoever launched us) wins over the process start
+    time, whose resolution is the kernel's clock tick.
+    """
+    launched = os.environ.get("LLMW_T0")
+    if launched:
+        return time.time() - float(launched)
+    try:
+        # Linux: the start time in clock ticks since boot, against the uptime (10 ms steps);
+        # psutil's create_time adds the boot time, which the kernel gives in whole seconds.
+        with open("/proc/self/stat", encoding="ascii") as stat:
+            start_ticks = int(stat.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime", encoding="ascii") as uptime:
+            now = float(uptime.read().split()[0])
+        return now - start_ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        pass
+    try:
+        import psutil
+
+        return time.time() - psutil.Process().create_time()
+    except Exception:
+        return float("nan")
+
+
+def _make_app() -> QApplication:
+    from PySide6.QtCore import QCoreApplication
+    from PySide6.QtWidgets import QApplication
+
+    from desktop.ui.main_window import app_icon
+
+    QCoreApplication.setApplicationName(APP_NAME)
+    QCoreApplication.setOrganizationName(APP_NAME)
+    QCoreApplication.setApplicationVersion(_version())
+    app = QApplication.instance() or QApplication(sys.argv)
+    assert isinstance(app, QApplication)
+    QApplication.setApplicationDisplayName(APP_NAME)
+    QApplication.setDesktopFileName(APP_ID)
+    app.setWindowIcon(app_icon())
+    return app
+
+
+def _version() -> str:
+    from desktop import __version__
+
+    return __version__
+
+
+def _load_catalog_rows() -> list[Any]:
+    """Runs on the thread pool: read models.json and build each variant's spec."""
+    from desktop.core.catalog import load_catalog
+    from desktop.ui.rows import catalog_rows
+
+    return catalog_rows(load_catalog())
+
+
+def _scan_library(folders: list[Path]) -> list[Any]:
+    """Runs on the thread pool: GGUF files on this computer (headers read, bounded).
+
+    The first time, the starter model (Gemma 3 270M, shipped as a Python package) is written
+    into the models folder, so a fresh install can chat at once without any download.
+    """
+    from desktop.core.library import ensure_starter_model, scan
+    from desktop.ui.rows import library_rows
+
+    if folders:
+        try:
+            ensure_starter_model(folders[0])
+        except OSError as exc:  # a full or read-only disk: the scan still lists the rest
+            log.warning("could not write the starter model: %s", exc)
+    return library_rows(scan(folders))
+
+
+def _detect_hardware() -> Any:
+    """Runs on the thread pool: the whole hardware check (never raises by design)."""
+    from desktop.core.hardware import detect
+
+    return detect()
+
+
+def main() -> int:
+    """Open the window; return the exit status."""
+    if sys.version_info < MIN_PYTHON:
+        wanted = ".".join(map(str, MIN_PYTHON))
+        return _fail(
+            f"LLM Workbench needs Python {wanted} or newer; this is {sys.version.split()[0]}."
+        )
+    problem = _display_problem()
+    if problem:
+        return _fail(f"cannot open the window: {problem}")
+    try:
+        import PySide6.QtWidgets  # noqa: F401
+    except ImportError as exc:
+        return _fail(
+            f"cannot open the window: Qt for Python (PySide6) is not usable ({exc}). "
+            "Reinstall LLM Workbench."
+        )
+
+    smoke = os.environ.get("LLMW_SMOKE") == "1"
+    log_path = _setup_logging()
+    app = _make_app()
+    reporter = install_excepthook(log_path)
+
+    from PySide6.QtCore import QThreadPool
+
+    from desktop.core.gpu_specs import GpuSpecError, load_gpu_specs
+    from desktop.core.settings import default_settings_path, load_settings
+    from desktop.services.engine_client import EngineClient
+    from desktop.services.tasks import run_in_thread
+    from desktop.ui.main_window import MainWindow
+    from desktop.ui.models_table import ModelsTableModel
+    from desktop.ui.state import WorkbenchState
+
+    settings_path = Path(os.environ.get("LLMW_SETTINGS") or default_settings_path())
+    settings = load_settings(settings_path)
+    state = WorkbenchState(n_ctx=settings.n_ctx, reserve_bytes=settings.vram_reserve_bytes)
+    table = ModelsTableModel(state)
+    table.set_loading(True)
+    try:
+        gpu_specs = load_gpu_specs()
+    except GpuSpecError as exc:
+        log.warning("GPU table unavailable: %s", exc)
+        gpu_specs = []
+    engine = EngineClient()
+    window = MainWindow(
+        state,
+        table,
+        gpu_specs=gpu_specs,
+        settings=settings,
+        settings_path=settings_path,
+        engine=engine,
+    )
+    reporter.parent = window
+
+    pending = {"catalog", "hardware", "library"}
+    tasks: list[Any] = []
+
+    def finished(name: str) -> None:
+        pending.discard(name)
+        if smoke:
+            print(f"{name} {_process_age():.3f}", flush=True)
+            if not pending:
+                window.close()
+
+    def on_rows(rows: list[Any]) -> None:
+        table.set_source_rows("catalog", rows)  # local files may have arrived first
+        finished("catalog")
+
+    def on_catalog_error(exc: BaseException) -> None:
+        table.set_loading(False)
+        table.set_source_rows("catalog", [])
+        window.statusBar().showMessage(str(exc))
+        log.error("catalog: %s", exc)
+        finished("catalog")
+
+    def on_library(rows: list[Any]) -> None:
+        table.set_source_rows("local", rows)
+        finished("library")
+
+    def on_library_error(exc: BaseException) -> None:
+        log.error("scanning for local models failed", exc_info=exc)
+        finished("library")
+
+    def scan_library(current: Any) -> Any:
+        folders = [current.models_path, *(Path(f).expanduser() for f in current.extra_folders)]
+        return run_in_thread(lambda: _scan_library(folders), on_library, on_library_error)
+
+    def on_profile(profile: Any) -> None:
+        state.set_real_profile(profile)
+        finished("hardware")
+
+    def on_detect_error(exc: BaseException) -> None:
+        log.error("hardware check failed", exc_info=exc)
+        state.set_detection_failed(f"{exc}. Estimates are not available.")
+        finished("hardware")
+
+    def start_background_work() -> None:
+        if smoke:
+            print(f"shown {_process_age():.3f}", flush=True)
+        tasks.append(run_in_thread(_load_catalog_rows, on_rows, on_catalog_error))
+        tasks.append(run_in_thread(_detect_hardware, on_profile, on_detect_error))
+        tasks.append(scan_library(settings))
+
+    def shutdown() -> None:
+        for task in tasks:
+            task.cancel()
+        engine.shutdown(wait_ms=3000)
+        # Let a hardware check still running end before Python tears down its objects.
+        QThreadPool.globalInstance().waitForDone(5000)
+
+    window.firstShown.connect(start_background_work)
+    # New folders in the Settings dialog: look again.
+    window.settingsChanged.connect(lambda new: tasks.append(scan_library(new)))
+    app.aboutToQuit.connect(shutdown)
+    window.show()
+    return int(app.exec())

@@ -1,0 +1,131 @@
+"""Run a slow function on Qt's thread pool and get its result back on the GUI thread.
+
+Hardware detection (a RAM bandwidth test and a llama.cpp subprocess), reading the catalog
+and reading GGUF headers all take long enough to freeze a window, so they run here::
+
+    task = run_in_thread(detect, on_done=state.set_real_profile, on_error=show_error)
+
+``fn`` runs on a pool thread and must not touch widgets. Its result (or the exception it
+raised) comes back as the :class:`Task`'s ``succeeded`` / ``failed`` signal, delivered on
+the thread that called :func:`run_in_thread` through a queued connection, and the callbacks
+run there too. Tests wait for those signals with ``qtbot.waitSignal``, never with sleeps.
+
+QtCore only (an import-linter contract): no widgets here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
+
+from desktop.services.signals import emit
+
+__all__ = ["Task", "run_in_thread"]
+
+# Tasks whose result has not been delivered yet. Python would otherwise be free to collect
+# a Task nobody else holds while its runnable still runs, and the result would be lost.
+_PENDING: set[Task] = set()
+
+
+class _Carrier(QObject):
+    """Emitted from the pool thread; lives in the caller's thread, so delivery is queued."""
+
+    result = Signal(object)
+    exception = Signal(object)
+
+
+class _Runnable(QRunnable):
+    def __init__(self, fn: Callable[[], Any], carrier: _Carrier) -> None:
+        super().__init__()
+        self._fn = fn
+        self._carrier = carrier
+        self.setAutoDelete(True)
+
+    def run(self) -> None:
+        try:
+            value = self._fn()
+        except Exception as exc:  # handed to the GUI thread, which decides what to show
+            self._send(self._carrier.exception, exc)
+        else:
+            self._send(self._carrier.result, value)
+
+    @staticmethod
+    def _send(signal: Any, value: object) -> None:
+        # If the app quit while this ran, Qt deleted the carrier: nobody wants the result.
+        with contextlib.suppress(RuntimeError):
+            emit(signal, value)
+
+
+class Task(QObject):
+    """One background call. ``succeeded(result)`` or ``failed(exception)``, exactly once."""
+
+    succeeded = Signal(object)
+    failed = Signal(object)
+
+    def __init__(
+        self,
+        on_done: Callable[[Any], None] | None = None,
+        on_error: Callable[[BaseException], None] | None = None,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._on_done = on_done
+        self._on_error = on_error
+        self._cancelled = False
+        self._finished = False
+        self._carrier = _Carrier()
+        self._carrier.result.connect(self._deliver_result)
+        self._carrier.exception.connect(self._deliver_exception)
+
+    @property
+    def finished(self) -> bool:
+        """True once the result or the exception has been delivered (or dropped)."""
+        return self._finished
+
+    def cancel(self) -> None:
+        """Drop the result when it comes; the function itself runs to its end."""
+        self._cancelled = True
+
+    @Slot(object)
+    def _deliver_result(self, value: object) -> None:
+        self._finish()
+        if self._cancelled:
+            return
+        if self._on_done is not None:
+            self._on_done(value)
+        emit(self.succeeded, value)
+
+    @Slot(object)
+    def _deliver_exception(self, exc: object) -> None:
+        self._finish()
+        if self._cancelled:
+            return
+        if self._on_error is not None:
+            assert isinstance(exc, BaseException)
+            self._on_error(exc)
+        emit(self.failed, exc)
+
+    def _finish(self) -> None:
+        self._finished = True
+        _PENDING.discard(self)
+
+
+def run_in_thread(
+    fn: Callable[[], Any],
+    on_done: Callable[[Any], None] | None = None,
+    on_error: Callable[[BaseException], None] | None = None,
+    *,
+    pool: QThreadPool | None = None,
+) -> Task:
+    """Start ``fn()`` on ``pool`` (Qt's global pool by default) and return its :class:`Task`.
+
+    ``on_done(result)`` or ``on_error(exception)`` is called on the calling thread, before
+    the task's signal of the same meaning. An ``fn`` that raises never takes the app down.
+    """
+    task = Task(on_done, on_error)
+    _PENDING.add(task)
+    (pool or QThreadPool.globalInstance()).start(_Runnable(fn, task._carrier))
+    return task

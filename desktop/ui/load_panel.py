@@ -1,0 +1,604 @@
+"""Load controls: GPU layers, context, KV cache type, threads, flash attention, and Load.
+
+Every change re-plans the memory at once (``plan_memory`` and ``predict_speed`` take well
+under a millisecond), so the bars and the predicted speed follow the slider as it moves.
+"Load" emits ``loadRequested(path, LoadSettings)``; the window hands it to the engine client
+and feeds back the load progress and, once loaded, what llama.cpp really allocated, which
+is shown beside the estimate.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QFont, QPalette
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QFrame,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QSizePolicy,
+    QSlider,
+    QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop.core.estimate import (
+    DevicePlan,
+    Settings,
+    compare_with_llama,
+    estimate,
+    max_gpu_layers,
+    plan_memory,
+    predict_speed,
+)
+from desktop.core.llama_log import BufferLine, LlamaLoadReport
+from desktop.core.units import format_bytes
+from desktop.engine import protocol
+from desktop.services.signals import emit
+from desktop.ui import theme
+from desktop.ui.icons import glyph_icon
+from desktop.ui.memory_bars import MemoryBars
+from desktop.ui.models_table import ModelsTableModel, format_speed
+from desktop.ui.rows import ModelRow
+from desktop.ui.state import CONTEXT_CHOICES, WorkbenchState, context_label
+from desktop.ui.widgets import HintLabel
+
+__all__ = ["LoadPanel", "LoadSettings"]
+
+_KV_CHOICES = (
+    ("f16", "f16 - full quality"),
+    ("q8_0", "q8_0 - half the memory"),
+    ("q4_0", "q4_0 - a quarter, some quality loss"),
+)
+_COMPONENT_NAMES = {
+    "weights": "Model weights",
+    "kv": "KV cache",
+    "recurrent": "Recurrent state",
+    "output": "Output (logits)",
+    "compute": "Compute buffers",
+    "total": "Total",
+}
+
+
+@dataclass(frozen=True)
+class LoadSettings:
+    """What the person chose: the estimator's settings with a concrete layer count, threads."""
+
+    settings: Settings  # n_gpu_layers is a number here, never None
+    n_threads: int | None = None  # None: let llama.cpp choose
+
+    @property
+    def n_gpu_layers(self) -> int:
+        return int(self.settings.n_gpu_layers or 0)
+
+    def to_request(self, path: str | Path) -> protocol.Load:
+        """The worker's load request (``EngineClient.load(...)``)."""
+        s = self.settings
+        kv_type = s.kv_type if s.kv_type in ("f16", "q8_0", "q4_0") else "f16"
+        return protocol.Load(
+            path=str(path),
+            n_gpu_layers=self.n_gpu_layers,
+            n_ctx=s.n_ctx,
+            n_threads=self.n_threads,
+            flash_attn=s.flash_attn,
+            kv_type=kv_type,  # type: ignore[arg-type]
+            use_mmap=s.use_mmap,
+            n_batch=s.n_batch,
+            n_ubatch=s.n_ubatch,
+            swa_full=s.swa_full,  # the same cache size the estimate assumed
+        )
+
+
+class LoadPanel(QWidget):
+    """Settings for loading one model, with live memory bars and speed.
+
+    Signals: ``loadRequested(str path, LoadSettings)``, ``backRequested()``.
+    Slots for the engine: :meth:`set_load_progress`, :meth:`set_loaded`,
+    :meth:`set_load_failed`, :meth:`show_allocated`.
+    """
+
+    loadRequested = Signal(str, object)
+    backRequested = Signal()
+
+    def __init__(
+        self, state: WorkbenchState, table: ModelsTableModel, parent: QWidget | None = None
+    ) -> None:
+        super().__init__(parent)
+        self._state = state
+        self._table = table
+        self._row: ModelRow | None = None
+        self._plans: list[DevicePlan] = []
+        self._speed: float | None = None
+        self._requested: LoadSettings | None = None
+        self.setAccessibleName("Load controls")
+
+        self.back_button = QPushButton("Details", self)
+        self.back_button.setIcon(glyph_icon("back", QPalette.ColorRole.ButtonText))
+        self.back_button.setAccessibleName("Back to the model details")
+        self.back_button.setFlat(True)
+        self.back_button.clicked.connect(self.backRequested)
+        self.title = QLabel(self)
+        title_font = QFont(self.title.font())
+        title_font.setPointSizeF(title_font.pointSizeF() * 1.35)
+        title_font.setBold(True)
+        self.title.setFont(title_font)
+        self.title.setWordWrap(True)
+        self.subtitle = HintLabel("", self)
+        self.subtitle.setWordWrap(True)
+
+        # GPU layers
+        self.layers_slider = QSlider(Qt.Orientation.Horizontal, self)
+        self.layers_slider.setAccessibleName("GPU layers")
+        self.layers_slider.setToolTip(
+            "Layers kept in VRAM run fast; the rest run from system RAM, which is slower."
+        )
+        self.layers_slider.setTickPosition(QSlider.TickPosition.TicksBelow)
+        self.layers_slider.setPageStep(4)
+        self.layers_value = QLabel(self)
+        self.layers_value.setMinimumWidth(self.fontMetrics().horizontalAdvance("000 / 000"))
+        self.layers_value.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        self.auto_layers = QCheckBox("Auto (the most that fit)", self)
+        self.auto_layers.setAccessibleName("Automatic GPU layers")
+        self.auto_layers.setChecked(True)
+
+        self.context_combo = QComboBox(self)
+        self.context_combo.setAccessibleName("Context length")
+        self.kv_combo = QComboBox(self)
+        self.kv_combo.setAccessibleName("KV cache type")
+        for value, label in _KV_CHOICES:
+            self.kv_combo.addItem(label, value)
+        self.kv_combo.setToolTip(
+            "The KV cache holds the conversation. q8_0 and q4_0 shrink it and need flash attention."
+        )
+        self.flash_attn = QCheckBox("Flash attention", self)
+        self.flash_attn.setAccessibleName("Flash attention")
+        self.flash_attn.setToolTip("Less memory for attention; needed by a quantized KV cache.")
+        self.threads = QSpinBox(self)
+        self.threads.setAccessibleName("CPU threads")
+        self.threads.setRange(0, max(os.cpu_count() or 1, 1))
+        self.threads.setSpecialValueText("Auto")
+        self.threads.setToolTip("CPU threads for the layers that run on the CPU")
+
+        # Results
+        self.bars = MemoryBars(self)
+        self.speed_label = QLabel(self)
+        speed_font = QFont(self.speed_label.font())
+        speed_font.setPointSizeF(speed_font.pointSizeF() * 1.2)
+        speed_font.setBold(True)
+        self.speed_label.setFont(speed_font)
+        self.speed_label.setAccessibleName("Predicted speed")
+        self.fit_label = QLabel(self)
+        self.fit_label.setWordWrap(True)
+        self.fit_label.setAccessibleName("Fit")
+
+        # Loading
+        self.load_button = QPushButton("Load model", self)
+        self.load_button.setIcon(glyph_icon("play", QPalette.ColorRole.ButtonText))
+        self.load_button.setAccessibleName("Load the model")
+        self.load_button.setDefault(True)
+        self.load_button.clicked.connect(self._on_load_clicked)
+        self.progress = QProgressBar(self)
+        self.progress.setAccessibleName("Load progress")
+        self.progress.setRange(0, 1000)
+        self.progress.setTextVisible(False)
+        self.progress.setFixedHeight(8)
+        self.progress.hide()
+        self.status_label = HintLabel("", self)
+        self.status_label.setWordWrap(True)
+        self.status_label.setAccessibleName("Load status")
+
+        self.comparison_title = QLabel("Estimate vs. what llama.cpp allocated", self)
+        bold = QFont(self.comparison_title.font())
+        bold.setBold(True)
+        self.comparison_title.setFont(bold)
+        self.comparison = QTableWidget(0, 4, self)
+        self.comparison.setAccessibleName("Estimate compared with llama.cpp")
+        self.comparison.setHorizontalHeaderLabels(["", "Estimated", "llama.cpp", "Difference"])
+        self.comparison.verticalHeader().setVisible(False)
+        self.comparison.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.comparison.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
+        self.comparison.setShowGrid(False)
+        self.comparison.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        header = self.comparison.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        for column in (1, 2, 3):
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+        self.comparison.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.comparison_title.hide()
+        self.comparison.hide()
+
+        # Layout
+        top = QHBoxLayout()
+        top.addWidget(self.back_button)
+        top.addStretch(1)
+
+        layers_row = QHBoxLayout()
+        layers_row.addWidget(self.layers_slider, 1)
+        layers_row.addWidget(self.layers_value)
+        layers_box = QVBoxLayout()
+        layers_box.setSpacing(2)
+        layers_box.addLayout(layers_row)
+        layers_box.addWidget(self.auto_layers)
+
+        form = QFormLayout()
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.ExpandingFieldsGrow)
+        form.setLabelAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        form.setHorizontalSpacing(12)
+        form.setVerticalSpacing(8)
+        layers_label = QLabel("GPU &layers:", self)
+        layers_label.setBuddy(self.layers_slider)
+        form.addRow(layers_label, layers_box)
+        form.addRow("&Context:", self.context_combo)
+        form.addRow("&KV cache:", self.kv_combo)
+        form.addRow("", self.flash_attn)
+        form.addRow("CPU &threads:", self.threads)
+
+        result_head = QHBoxLayout()
+        result_title = QLabel("Where the memory goes", self)
+        result_title.setFont(bold)
+        result_head.addWidget(result_title)
+        result_head.addStretch(1)
+        result_head.addWidget(self.speed_label)
+
+        load_row = QHBoxLayout()
+        load_row.addWidget(self.status_label, 1)
+        load_row.addWidget(self.load_button)
+
+        line = QFrame(self)
+        line.setFrameShape(QFrame.Shape.HLine)
+        line.setFrameShadow(QFrame.Shadow.Sunken)
+
+        content = QWidget(self)
+        body = QVBoxLayout(content)
+        body.setContentsMargins(16, 8, 16, 14)
+        body.setSpacing(10)
+        body.addLayout(top)
+        body.addWidget(self.title)
+        body.addWidget(self.subtitle)
+        body.addLayout(form)
+        body.addWidget(line)
+        body.addLayout(result_head)
+        body.addWidget(self.bars)
+        body.addWidget(self.fit_label)
+        body.addSpacing(6)
+        body.addLayout(load_row)
+        body.addWidget(self.progress)
+        body.addWidget(self.comparison_title)
+        body.addWidget(self.comparison)
+        body.addStretch(1)
+
+        scroll = QScrollArea(self)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setWidget(content)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(scroll)
+
+        self.layers_slider.valueChanged.connect(self._on_layers_moved)
+        self.auto_layers.toggled.connect(self._on_auto_toggled)
+        self.context_combo.currentIndexChanged.connect(self.replan)
+        self.kv_combo.currentIndexChanged.connect(self._on_kv_changed)
+        self.flash_attn.toggled.connect(self.replan)
+        state.estimatesChanged.connect(self.replan)
+        table.modelReset.connect(self._on_rows_changed)
+        self.set_row(None)
+
+    # ------------------------------------------------------------------ public
+
+    @property
+    def row(self) -> ModelRow | None:
+        return self._row
+
+    @property
+    def device_plans(self) -> list[DevicePlan]:
+        return list(self._plans)
+
+    @property
+    def predicted_tokens_per_s(self) -> float | None:
+        return self._speed
+
+    def set_row(self, row: ModelRow | None) -> None:
+        """Show the controls for ``row`` (its context starts at the table's choice)."""
+        self._row = row
+        self._requested = None
+        self.progress.hide()
+        self.comparison_title.hide()
+        self.comparison.hide()
+        self.status_label.setText("")
+        enabled = row is not None and row.spec is not None
+        for widget in (
+            self.layers_slider,
+            self.auto_layers,
+            self.context_combo,
+            self.kv_combo,
+            self.flash_attn,
+            self.threads,
+        ):
+            widget.setEnabled(enabled)
+        if row is None or row.spec is None:
+            self.title.setText(row.name if row is not None else "No model selected")
+            self.subtitle.setText(row.note if row is not None else "")
+            self.bars.set_plans([])
+            self._plans = []
+            self._speed = None
+            self.speed_label.setText("")
+            self.fit_label.setText("")
+            self.load_button.setEnabled(False)
+            return
+        spec = row.spec
+        self.title.setText(f"Load {row.name}")
+        self.subtitle.setText(f"{row.quant} · {row.file_name}")
+        blocked = self.context_combo.blockSignals(True)
+        self.context_combo.clear()
+        trained = spec.n_ctx_train or max(CONTEXT_CHOICES)
+        for n_ctx in CONTEXT_CHOICES:
+            if n_ctx <= trained:
+                self.context_combo.addItem(f"{context_label(n_ctx)} tokens", n_ctx)
+        if trained not in CONTEXT_CHOICES:
+            self.context_combo.addItem(f"{context_label(trained)} tokens (trained)", trained)
+        wanted = min(self._state.n_ctx, trained)
+        position = self.context_combo.findData(wanted)
+        self.context_combo.setCurrentIndex(
+            position if position >= 0 else self.context_combo.count() - 1
+        )
+        self.context_combo.blockSignals(blocked)
+        blocked = self.layers_slider.blockSignals(True)
+        self.layers_slider.setRange(0, spec.offloadable_layers)
+        self.layers_slider.setTickInterval(max(1, spec.offloadable_layers // 8))
+        self.layers_slider.blockSignals(blocked)
+        self.auto_layers.setChecked(True)
+        self.replan()
+
+    def load_settings(self) -> LoadSettings | None:
+        """The current choices, with the layer count the slider shows."""
+        if self._row is None or self._row.spec is None:
+            return None
+        settings = replace(self._settings(), n_gpu_layers=self.layers_slider.value())
+        threads = self.threads.value() or None
+        return LoadSettings(settings, threads)
+
+    def set_gpu_layers(self, n: int) -> None:
+        """Move the slider (turns Auto off), as a person dragging it would."""
+        self.auto_layers.setChecked(False)
+        self.layers_slider.setValue(n)
+
+    # -------------------------------------------------------------- engine feedback
+
+    def set_load_progress(self, fraction: float) -> None:
+        """llama.cpp's load progress, 0.0 .. 1.0."""
+        self.progress.show()
+        self.progress.setValue(round(max(0.0, min(fraction, 1.0)) * 1000))
+        self.status_label.setText(f"Loading… {fraction * 100:.0f}%")
+
+    def set_loaded(
+        self,
+        by_device: Mapping[str, Mapping[str, int]],
+        n_gpu_layers: int | None = None,
+        load_seconds: float | None = None,
+    ) -> None:
+        """The model is loaded: say so and compare the estimate with llama.cpp's buffers."""
+        self.progress.setValue(1000)
+        self.progress.hide()
+        self.load_button.setEnabled(True)
+        parts = ["Loaded"]
+        if load_seconds is not None:
+            parts.append(f"in {load_seconds:.1f} s")
+        if n_gpu_layers is not None:
+            parts.append(f"with {n_gpu_layers} layers on the GPU")
+        self.status_label.setText(" ".join(parts) + ".")
+        self.show_allocated(by_device)
+
+    def set_load_failed(self, message: str) -> None:
+        self.progress.hide()
+        self.load_button.setEnabled(self._row is not None and self._local_path() is not None)
+        self.status_label.setText(message)
+
+    def show_allocated(self, by_device: Mapping[str, Mapping[str, int]]) -> None:
+        """Estimate vs. llama.cpp, per component; ``by_device`` as LlamaLoadReport.by_device()."""
+        settings = self._requested.settings if self._requested else self._current_settings()
+        if self._row is None or self._row.spec is None or settings is None:
+            return
+        plan = estimate(self._row.spec, settings, self._state.devices())
+        report = LlamaLoadReport(
+            tuple(
+                BufferLine(device, component, int(size))
+                for device, parts in by_device.items()
+                for component, size in parts.items()
+            ),
+            None,
+            None,
+            None,
+        )
+        rows = compare_with_llama(plan, report)
+        self.comparison.setRowCount(len(rows))
+        for i, row in enumerate(rows):
+            diff = row.estimated_bytes - row.reported_bytes
+            texts = [
+                _COMPONENT_NAMES.get(row.component, row.component),
+                format_bytes(row.estimated_bytes),
+                format_bytes(row.reported_bytes),
+                f"{'+' if diff >= 0 else '-'}{format_bytes(abs(diff))} ({row.error_pct:+.1f}%)",
+            ]
+            for column, text in enumerate(texts):
+                item = QTableWidgetItem(text)
+                if column:
+                    item.setTextAlignment(
+                        Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+                    )
+                if row.component == "total":
+                    font = item.font()
+                    font.setBold(True)
+                    item.setFont(font)
+                self.comparison.setItem(i, column, item)
+        height = self.comparison.horizontalHeader().height() + 4
+        height += sum(self.comparison.rowHeight(i) for i in range(len(rows)))
+        self.comparison.setFixedHeight(height)
+        self.comparison_title.show()
+        self.comparison.show()
+
+    # ------------------------------------------------------------------ planning
+
+    def _current_settings(self) -> Settings | None:
+        if self._row is None or self._row.spec is None:
+            return None
+        return replace(self._settings(), n_gpu_layers=self.layers_slider.value())
+
+    def _settings(self) -> Settings:
+        assert self._row is not None and self._row.spec is not None
+        n_ctx = self.context_combo.currentData()
+        kv_type = self.kv_combo.currentData() or "f16"
+        return self._state.settings_for(
+            self._row.spec,
+            n_ctx=n_ctx if isinstance(n_ctx, int) else None,
+            kv_type=kv_type,
+            flash_attn=self.flash_attn.isChecked(),
+        )
+
+    def replan(self) -> None:
+        """Recompute the bars and the speed for the current choices (cheap: every move)."""
+        row = self._row
+        if row is None or row.spec is None:
+            return
+        devices = self._state.devices()
+        if not devices:
+            self.bars.set_plans([])
+            self.bars.set_placeholder("Waiting for the hardware check to finish…")
+            self.fit_label.setText("")
+            self.speed_label.setText("")
+            self.load_button.setEnabled(False)
+            return
+        spec = row.spec
+        settings = self._settings()
+        has_gpu = any(d.is_gpu for d in devices)
+        self.layers_slider.setEnabled(has_gpu)
+        self.auto_layers.setEnabled(has_gpu)
+        if not has_gpu:
+            layers = 0
+        elif self.auto_layers.isChecked():
+            layers = max_gpu_layers(spec, settings, devices)
+        else:
+            layers = self.layers_slider.value()
+        if self.layers_slider.value() != layers:
+            blocked = self.layers_slider.blockSignals(True)
+            self.layers_slider.setValue(layers)
+            self.layers_slider.blockSignals(blocked)
+        self.layers_value.setText(f"{layers} / {spec.offloadable_layers}")
+        settings = replace(settings, n_gpu_layers=layers)
+        plans, _buffers = plan_memory(spec, settings, devices, layers)
+        decode, prompt = predict_speed(spec, settings, devices, layers)
+        self._plans = list(plans)
+        self._speed = decode
+        self.bars.set_plans(plans)
+        self.speed_label.setText(
+            (format_speed(decode) or "speed unknown")
+            + (f"  ·  prompt ~{prompt:.0f} tok/s" if prompt else "")
+        )
+        self._show_fit(plans, layers, has_gpu, spec.offloadable_layers)
+        path = self._local_path()
+        fits = all(p.fits for p in plans)
+        self.load_button.setEnabled(path is not None and fits)
+        if self._requested is not None:
+            return  # loading or loaded: the status line speaks for the engine
+        if path is None:
+            self.status_label.setText(
+                "Not downloaded yet: try the settings now, download the file to load it."
+            )
+            self.load_button.setToolTip("Download the file first")
+        elif not fits:
+            self.status_label.setText("")
+            self.load_button.setToolTip("This would not fit: lower the GPU layers or context.")
+        else:
+            self.status_label.setText(f"File: {path}")
+            self.load_button.setToolTip(f"Load {path}")
+
+    def _show_fit(
+        self, plans: list[DevicePlan], layers: int, has_gpu: bool, offloadable: int
+    ) -> None:
+        red = theme.over_capacity_color(self.palette()).name()
+        over = [p for p in plans if not p.fits]
+        if over:
+            worst = over[0]
+            where = "system RAM" if worst.kind == "cpu" else worst.name
+            advice = (
+                "Lower the GPU layers or the context."
+                if worst.kind != "cpu"
+                else "Pick a smaller quantization or a shorter context."
+            )
+            self.fit_label.setText(
+                f"<span style='color:{red}'><b>Does not fit:</b></span> "
+                f"{format_bytes(worst.total_bytes - worst.capacity_bytes)} more than "
+                f"{where} has free. llama.cpp would fail to load it. {advice}"
+            )
+        elif not has_gpu:
+            self.fit_label.setText("No usable GPU: every layer runs on the CPU from system RAM.")
+        elif layers >= offloadable:
+            self.fit_label.setText("Every layer is on the GPU: the fastest this machine can do.")
+        elif layers == 0:
+            self.fit_label.setText("All layers on the CPU: slow, but it leaves the GPU free.")
+        else:
+            self.fit_label.setText(
+                f"{layers} of {offloadable} layers on the GPU; the rest are read from system "
+                "RAM for every token, which is slower."
+            )
+
+    def _local_path(self) -> Path | None:
+        return self._table.local_path(self._row) if self._row is not None else None
+
+    # ------------------------------------------------------------------ slots
+
+    def _on_layers_moved(self, _value: int) -> None:
+        if self.auto_layers.isChecked():
+            blocked = self.auto_layers.blockSignals(True)
+            self.auto_layers.setChecked(False)
+            self.auto_layers.blockSignals(blocked)
+        self.replan()
+
+    def _on_auto_toggled(self, _checked: bool) -> None:
+        self.replan()
+
+    def _on_kv_changed(self) -> None:
+        # llama.cpp needs flash attention for a quantized V cache.
+        quantized = self.kv_combo.currentData() != "f16"
+        if quantized:
+            self.flash_attn.setChecked(True)
+        self.flash_attn.setEnabled(not quantized and self._row is not None)
+        self.replan()
+
+    def _on_rows_changed(self) -> None:
+        if self._row is None:
+            return
+        index = self._table.index_of(self._row.location)
+        if index is None:
+            self.set_row(None)
+        else:
+            self._row = self._table.row_at(index)
+            self.replan()
+
+    def _on_load_clicked(self) -> None:
+        path = self._local_path()
+        chosen = self.load_settings()
+        if path is None or chosen is None:
+            return
+        self._requested = chosen
+        self.load_button.setEnabled(False)
+        self.comparison_title.hide()
+        self.comparison.hide()
+        self.set_load_progress(0.0)
+        self.status_label.setText("Starting llama.cpp…")
+        emit(self.loadRequested, str(path), chosen)

@@ -1,0 +1,522 @@
+"""The main window: hardware bar on top, then tabs: Models (table + details), Chat, Monitor,
+Downloads.
+
+The window is the one place that wires panels together; each panel is handed its model
+objects (the :class:`WorkbenchState`, the :class:`ModelsTableModel`) and talks only through
+signals. Chat, Monitor and Downloads start as empty-state placeholders: another part of the
+app puts its widget in with :meth:`MainWindow.set_chat_widget` and friends.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QByteArray, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import (
+    QAction,
+    QCloseEvent,
+    QFont,
+    QIcon,
+    QKeySequence,
+    QPalette,
+    QShortcut,
+    QShowEvent,
+)
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QSplitter,
+    QStackedWidget,
+    QTabWidget,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop import __version__
+from desktop.core.gpu_specs import GpuSpec
+from desktop.core.settings import UserSettings, save_settings
+from desktop.services.signals import emit
+from desktop.ui.detail_pane import DetailPane
+from desktop.ui.hardware_panel import HardwarePanel, WhatIfSelector
+from desktop.ui.icons import GlyphLabel, glyph_icon
+from desktop.ui.load_panel import LoadPanel, LoadSettings
+from desktop.ui.models_table import ModelsPanel, ModelsTableModel
+from desktop.ui.rows import ModelRow
+from desktop.ui.settings_dialog import SettingsDialog
+from desktop.ui.state import WorkbenchState, context_label
+from desktop.ui.widgets import HintLabel
+
+if TYPE_CHECKING:
+    from desktop.services.engine_client import EngineClient
+
+__all__ = ["TAB_NAMES", "EmptyState", "MainWindow", "app_icon"]
+
+log = logging.getLogger(__name__)
+
+#: Tab keys for :meth:`MainWindow.show_tab`, in order.
+TAB_NAMES = ("models", "chat", "monitor", "downloads")
+
+_ICON_PATH = Path(__file__).resolve().parents[2] / "resources" / "icons" / "llm-workbench.svg"
+
+
+def app_icon() -> QIcon:
+    """The app icon from resources/ (an empty icon if it is missing, never an error)."""
+    return QIcon(str(_ICON_PATH)) if _ICON_PATH.is_file() else QIcon()
+
+
+class EmptyState(QWidget):
+    """A centred icon, title and sentence: what a tab will show and how to get there."""
+
+    def __init__(self, glyph: str, title: str, text: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setAccessibleName(title)
+        picture = GlyphLabel(glyph, 44, self, QPalette.ColorRole.PlaceholderText)
+        heading = QLabel(title, self)
+        font = QFont(heading.font())
+        font.setPointSizeF(font.pointSizeF() * 1.3)
+        font.setBold(True)
+        heading.setFont(font)
+        heading.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        body = HintLabel(text, self)
+        body.setWordWrap(True)
+        body.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        # A fixed width lets the wrapped text report its true height (an alignment flag would
+        # give it its one-line height and clip it).
+        body.setFixedWidth(440)
+        body_row = QHBoxLayout()
+        body_row.addStretch(1)
+        body_row.addWidget(body)
+        body_row.addStretch(1)
+        layout = QVBoxLayout(self)
+        layout.setSpacing(8)
+        layout.addStretch(1)
+        layout.addWidget(picture, 0, Qt.AlignmentFlag.AlignHCenter)
+        layout.addWidget(heading)
+        layout.addLayout(body_row)
+        layout.addStretch(2)
+
+
+class MainWindow(QMainWindow):
+    """The window. Signals for the parts other engineers build:
+
+    * ``downloadRequested(ModelRow)`` - the Download button of the detail pane;
+    * ``loadRequested(str path, LoadSettings)`` - the Load button of the load controls
+      (also sent to ``engine`` when one is given);
+    * ``settingsChanged(UserSettings)`` - after the Settings dialog is accepted;
+    * ``firstShown()`` - the window is on screen for the first time.
+    """
+
+    downloadRequested = Signal(object)
+    loadRequested = Signal(str, object)
+    settingsChanged = Signal(object)
+    firstShown = Signal()
+
+    def __init__(
+        self,
+        state: WorkbenchState,
+        table: ModelsTableModel,
+        *,
+        gpu_specs: Sequence[GpuSpec] = (),
+        settings: UserSettings | None = None,
+        settings_path: Path | None = None,  # None: settings are not saved
+        engine: EngineClient | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._state = state
+        self._table = table
+        self._settings = settings or UserSettings()
+        self._settings_path = settings_path
+        self._engine = engine
+        self._shown_once = False
+        self._restored_last_model = False
+        self._load_request_id = ""  # the engine load the load controls wait for
+        self.setWindowTitle("LLM Workbench")
+        self.setWindowIcon(app_icon())
+        self.setMinimumSize(960, 620)
+        self.resize(1320, 840)
+
+        # Panels
+        self.hardware_panel = HardwarePanel(state, self)
+        self.what_if = WhatIfSelector(state, gpu_specs, self)
+        self.models_panel = ModelsPanel(state, table, self)
+        self.detail_pane = DetailPane(state, table, self)
+        self.load_panel = LoadPanel(state, table, self)
+        self.side = QStackedWidget(self)
+        self.side.setAccessibleName("Selected model")
+        self.side.addWidget(self.detail_pane)
+        self.side.addWidget(self.load_panel)
+        self.side.setMinimumWidth(380)
+
+        self.splitter = QSplitter(Qt.Orientation.Horizontal, self)
+        self.splitter.setObjectName("modelsSplitter")
+        self.splitter.setChildrenCollapsible(False)
+        self.splitter.addWidget(self.models_panel)
+        self.splitter.addWidget(self.side)
+        self.splitter.setStretchFactor(0, 3)
+        self.splitter.setStretchFactor(1, 2)
+        self.splitter.setSizes([820, 480])
+
+        models_page = QWidget(self)
+        models_layout = QVBoxLayout(models_page)
+        models_layout.setContentsMargins(0, 10, 0, 0)
+        models_layout.addWidget(self.splitter)
+
+        self.tabs = QTabWidget(self)
+        self.tabs.setDocumentMode(True)
+        self.tabs.setAccessibleName("Sections")
+        self.tabs.addTab(
+            models_page,
+            glyph_icon("models"),
+            "Models",
+        )
+        self.chat_placeholder = EmptyState(
+            "chat",
+            "No model loaded",
+            "Pick a model in Models, press Load…, and chat with it here.",
+        )
+        self.monitor_placeholder = EmptyState(
+            "monitor",
+            "Nothing to watch yet",
+            "Once a model runs, live tokens per second and VRAM and RAM use appear here, "
+            "beside the prediction.",
+        )
+        self.downloads_placeholder = EmptyState(
+            "download",
+            "No downloads",
+            "Files you download from the Models tab show their progress here.",
+        )
+        self.tabs.addTab(
+            self.chat_placeholder,
+            glyph_icon("chat"),
+            "Chat",
+        )
+        self.tabs.addTab(
+            self.monitor_placeholder,
+            glyph_icon("monitor"),
+            "Monitor",
+        )
+        self.tabs.addTab(
+            self.downloads_placeholder,
+            glyph_icon("download"),
+            "Downloads",
+        )
+
+        central = QWidget(self)
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(14, 10, 14, 6)
+        layout.setSpacing(10)
+        layout.addLayout(self._build_header())
+        layout.addWidget(self.hardware_panel)
+        layout.addWidget(self.tabs, 1)
+        self.setCentralWidget(central)
+        self._build_menus()
+
+        self.status_text = QLabel(self)
+        self.status_text.setAccessibleName("Status")
+        self.statusBar().addWidget(self.status_text, 1)
+        self.statusBar().setSizeGripEnabled(True)
+
+        # Shortcuts: Ctrl+F filters the models (Ctrl+Enter, Esc, Ctrl+N belong to the chat).
+        self.find_shortcut = QShortcut(QKeySequence(QKeySequence.StandardKey.Find), self)
+        self.find_shortcut.activated.connect(self.focus_model_search)
+
+        # Wiring
+        self.models_panel.currentRowChanged.connect(self._on_row_selected)
+        self.detail_pane.siblingSelected.connect(self._on_sibling_selected)
+        self.detail_pane.loadControlsRequested.connect(self.open_load_controls)
+        self.detail_pane.downloadRequested.connect(self.downloadRequested)
+        self.load_panel.backRequested.connect(self.show_details)
+        self.load_panel.loadRequested.connect(self.loadRequested)
+        state.profileChanged.connect(self._update_status)
+        state.contextChanged.connect(self._update_status)
+        state.detectionFailed.connect(self._update_status)
+        table.rowsEvaluated.connect(self._on_rows_evaluated)
+        table.modelReset.connect(self._on_rows_reset)
+        if engine is not None:
+            self._connect_engine(engine)
+
+        self._restore_window()
+        self._update_status()
+
+    # ------------------------------------------------------------------ building
+
+    def _build_header(self) -> QHBoxLayout:
+        icon = QLabel(self)
+        icon.setPixmap(app_icon().pixmap(30, 30))
+        title = QLabel("LLM Workbench", self)
+        font = QFont(title.font())
+        font.setPointSizeF(font.pointSizeF() * 1.45)
+        font.setBold(True)
+        title.setFont(font)
+        title.setAccessibleName("LLM Workbench")
+        subtitle = HintLabel("Which models this computer can run, and how fast", self)
+        self.settings_button = QToolButton(self)
+        self.settings_button.setText("Settings")
+        self.settings_button.setIcon(glyph_icon("settings"))
+        self.settings_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.settings_button.setAutoRaise(True)
+        self.settings_button.setAccessibleName("Settings")
+        self.settings_button.clicked.connect(self.open_settings)
+        header = QHBoxLayout()
+        header.setSpacing(10)
+        header.addWidget(icon)
+        header.addWidget(title)
+        header.addSpacing(6)
+        header.addWidget(subtitle, 0, Qt.AlignmentFlag.AlignBottom)
+        header.addStretch(1)
+        header.addWidget(self.what_if)
+        header.addSpacing(10)
+        header.addWidget(self.settings_button)
+        return header
+
+    def _build_menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        settings_action = QAction("&Settings…", self)
+        settings_action.setShortcut(QKeySequence(QKeySequence.StandardKey.Preferences))
+        settings_action.setMenuRole(QAction.MenuRole.PreferencesRole)
+        settings_action.triggered.connect(self.open_settings)
+        file_menu.addAction(settings_action)
+        file_menu.addSeparator()
+        quit_action = QAction("&Quit", self)
+        quit_action.setShortcut(QKeySequence(QKeySequence.StandardKey.Quit))
+        quit_action.setMenuRole(QAction.MenuRole.QuitRole)
+        quit_action.triggered.connect(self.close)
+        file_menu.addAction(quit_action)
+
+        view_menu = self.menuBar().addMenu("&View")
+        find_action = QAction("&Find a model", self)
+        find_action.setShortcut(QKeySequence(QKeySequence.StandardKey.Find))
+        # The window-wide QShortcut handles the key; the menu only shows it.
+        find_action.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
+        find_action.triggered.connect(self.focus_model_search)
+        view_menu.addAction(find_action)
+        for position, name in enumerate(("&Models", "&Chat", "M&onitor", "&Downloads")):
+            action = QAction(name, self)
+            action.setShortcut(QKeySequence(f"Alt+{position + 1}"))
+            action.triggered.connect(lambda _=False, p=position: self.tabs.setCurrentIndex(p))
+            view_menu.addAction(action)
+
+        help_menu = self.menuBar().addMenu("&Help")
+        about = QAction("&About LLM Workbench", self)
+        about.setMenuRole(QAction.MenuRole.AboutRole)
+        about.triggered.connect(self._about)
+        help_menu.addAction(about)
+
+    # ------------------------------------------------------------------ public API
+
+    @property
+    def state(self) -> WorkbenchState:
+        return self._state
+
+    @property
+    def table(self) -> ModelsTableModel:
+        return self._table
+
+    @property
+    def settings(self) -> UserSettings:
+        return self._settings
+
+    def set_chat_widget(self, widget: QWidget) -> None:
+        """Put the chat panel in the Chat tab (replacing the placeholder)."""
+        self._replace_tab(1, widget, "Chat")
+
+    def set_monitor_widget(self, widget: QWidget) -> None:
+        """Put the live plots in the Monitor tab."""
+        self._replace_tab(2, widget, "Monitor")
+
+    def set_downloads_widget(self, widget: QWidget) -> None:
+        """Put the downloads list in the Downloads tab."""
+        self._replace_tab(3, widget, "Downloads")
+
+    def show_tab(self, name: str) -> None:
+        """Switch to "models", "chat", "monitor" or "downloads"."""
+        self.tabs.setCurrentIndex(TAB_NAMES.index(name))
+
+    def focus_model_search(self) -> None:
+        self.show_tab("models")
+        self.models_panel.focus_search()
+
+    def select_model(self, location: str) -> bool:
+        """Select a row by its location (path or repo:file); False when it is not listed."""
+        self.show_tab("models")
+        return self.models_panel.select_location(location)
+
+    def open_load_controls(self, row: ModelRow | None = None) -> None:
+        """Show the load controls for ``row`` (default: the selected row)."""
+        row = row or self.models_panel.current_row()
+        self.load_panel.set_row(row)
+        self.side.setCurrentWidget(self.load_panel)
+
+    def show_details(self) -> None:
+        self.side.setCurrentWidget(self.detail_pane)
+
+    def open_settings(self) -> None:
+        dialog = SettingsDialog(self._settings, self)
+        if dialog.exec() == SettingsDialog.DialogCode.Accepted:
+            self.apply_settings(dialog.result_settings())
+
+    def apply_settings(self, settings: UserSettings) -> None:
+        """Use (and save) new settings; the VRAM reserve re-evaluates every verdict."""
+        self._settings = settings
+        self._state.set_reserve_bytes(settings.vram_reserve_bytes)
+        self._save_settings()
+        emit(self.settingsChanged, settings)
+
+    # ------------------------------------------------------------------ engine
+
+    def _connect_engine(self, engine: EngineClient) -> None:
+        self._load_request_id = ""
+        self.load_panel.loadRequested.connect(self._load_with_engine)
+        engine.loadProgress.connect(self._on_engine_progress)
+        engine.loaded.connect(self._on_engine_loaded)
+        engine.error.connect(self._on_engine_error)
+        engine.crashed.connect(self._on_engine_crashed)
+
+    def _load_with_engine(self, path: str, chosen: LoadSettings) -> None:
+        assert self._engine is not None
+        self._load_request_id = self._engine.load(chosen.to_request(path))
+
+    def _on_engine_progress(self, fraction: float) -> None:
+        if self._load_request_id:
+            self.load_panel.set_load_progress(fraction)
+
+    def _on_engine_loaded(self, loaded: Any) -> None:
+        if getattr(loaded, "id", "") != self._load_request_id:
+            return  # a load someone else asked for (the chat's "retry with fewer layers")
+        self._load_request_id = ""
+        self.load_panel.set_loaded(
+            loaded.report().by_device(), loaded.n_gpu_layers, loaded.load_seconds
+        )
+        self.statusBar().showMessage("Model loaded.", 5000)
+
+    def _on_engine_error(self, error: Any) -> None:
+        if self._load_request_id and getattr(error, "id", None) == self._load_request_id:
+            self._load_request_id = ""
+            self.load_panel.set_load_failed(str(getattr(error, "message", error)))
+
+    def _on_engine_crashed(self, _kind: str, message: str, suggestion: str) -> None:
+        if self._load_request_id:
+            self._load_request_id = ""
+            self.load_panel.set_load_failed(f"{message} {suggestion}")
+
+    # ------------------------------------------------------------------ slots
+
+    def _on_row_selected(self, row: ModelRow | None) -> None:
+        self.detail_pane.set_row(row)
+        if self.side.currentWidget() is self.load_panel:
+            if row is None or row.spec is None:
+                self.show_details()
+            else:
+                self.load_panel.set_row(row)
+
+    def _on_sibling_selected(self, row: ModelRow) -> None:
+        self.models_panel.select_location(row.location)
+
+    def _on_rows_reset(self) -> None:
+        if self._restored_last_model or not self._table.rowCount():
+            return
+        self._restored_last_model = True
+        if self._settings.last_model:
+            self.models_panel.select_location(self._settings.last_model)
+
+    def _on_rows_evaluated(self, seconds: float) -> None:
+        self._update_status()
+        log.debug("re-evaluated %d rows in %.1f ms", self._table.rowCount(), seconds * 1000)
+
+    def _update_status(self, *_args: object) -> None:
+        state = self._state
+        if state.detection_error:
+            text = "The hardware check failed: " + state.detection_error
+        elif state.profile is None:
+            text = "Checking your hardware…"
+        else:
+            machine = state.what_if_label or "this computer"
+            text = (
+                f"Estimates for {machine} at {context_label(state.n_ctx)} tokens of context; "
+                f"{state.reserve_bytes / 1024**3:.2g} GB of VRAM kept free."
+            )
+        self.status_text.setText(text)
+
+    def _about(self) -> None:
+        QMessageBox.about(
+            self,
+            "About LLM Workbench",
+            f"<b>LLM Workbench {__version__}</b><p>Which GGUF models this computer can run, "
+            "how fast, and running them through llama.cpp.</p>",
+        )
+
+    # ------------------------------------------------------------------ persistence
+
+    def _replace_tab(self, position: int, widget: QWidget, title: str) -> None:
+        icon = self.tabs.tabIcon(position)
+        current = self.tabs.currentIndex()
+        old = self.tabs.widget(position)
+        self.tabs.removeTab(position)
+        self.tabs.insertTab(position, widget, icon, title)
+        self.tabs.setCurrentIndex(current)
+        if old is not None and old is not widget:
+            old.deleteLater()
+
+    def _restore_window(self) -> None:
+        geometry = _decode(self._settings.window_geometry)
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        splitter = _decode(self._settings.window_state)
+        if splitter is not None:
+            self.splitter.restoreState(splitter)
+
+    def remember_window(self) -> UserSettings:
+        """The settings with this window's geometry, splitter and selected model."""
+        row = self.models_panel.current_row()
+        self._settings = self._settings.replace(
+            window_geometry=_encode(self.saveGeometry()),
+            window_state=_encode(self.splitter.saveState()),
+            last_model=row.location if row is not None else self._settings.last_model,
+            n_ctx=self._state.n_ctx,
+        )
+        return self._settings
+
+    def _save_settings(self) -> None:
+        if self._settings_path is None:
+            return  # nowhere to persist (tests, or a window made without a settings file)
+        try:
+            save_settings(self._settings, self._settings_path)
+        except OSError as exc:
+            log.warning("could not save the settings: %s", exc)
+            self.statusBar().showMessage(f"Could not save the settings: {exc.strerror}", 8000)
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if not self._shown_once:
+            self._shown_once = True
+            # After this show event is handled, so "shown" means painted and on screen.
+            QTimer.singleShot(0, lambda: emit(self.firstShown))
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.remember_window()
+        self._save_settings()
+        super().closeEvent(event)
+
+    def sizeHint(self) -> QSize:
+        return QSize(1320, 840)
+
+
+def _encode(data: QByteArray) -> str:
+    return base64.b64encode(bytes(data.data())).decode("ascii")
+
+
+def _decode(text: str) -> QByteArray | None:
+    if not text:
+        return None
+    try:
+        return QByteArray(base64.b64decode(text.encode("ascii"), validate=True))
+    except ValueError:
+        return None

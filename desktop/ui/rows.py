@@ -1,0 +1,197 @@
+"""One row of the models table: a GGUF file from the catalog, this computer, or Hugging Face.
+
+A :class:`ModelRow` is plain data (no Qt): what the table shows and what the estimator needs.
+Three kinds share the one type so the table, the detail pane and the load controls never ask
+where a row came from:
+
+* ``catalog`` - a variant in models.json, estimated from its architecture numbers
+  (:func:`catalog_rows`);
+* ``local`` - a GGUF file on disk, estimated exactly from its header (:meth:`ModelRow.local`);
+* ``remote`` - a file in a Hugging Face repo whose header was read over HTTP
+  (:meth:`ModelRow.remote`).
+
+Rows of one model share a ``group`` key; the detail pane shows a group's other
+quantizations side by side.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Literal
+
+from desktop.core.catalog import Catalog, CatalogModel, CatalogVariant
+from desktop.core.library import LocalModel
+from desktop.core.modelspec import ModelSpec, spec_from_catalog
+
+__all__ = ["ModelRow", "RowSource", "catalog_rows", "format_params", "library_rows"]
+
+RowSource = Literal["catalog", "local", "remote"]
+
+
+@dataclass(frozen=True)
+class ModelRow:
+    """What one line of the models table stands for.
+
+    ``location`` identifies the row across runs (settings' ``last_model``): the file path for
+    a local file, ``repo:file`` otherwise. ``spec`` is None when no estimate is possible,
+    with the reason in ``note``.
+    """
+
+    name: str  # "Llama 3.1 8B Instruct"
+    params: int | None  # total parameters
+    quant: str  # "Q4_K_M"
+    file_size_bytes: int | None  # the whole download (all parts of a split file)
+    source: RowSource
+    spec: ModelSpec | None
+    location: str  # path, or "repo:file"
+    group: str  # rows of the same model share it
+    repo: str | None = None
+    file: str | None = None  # file name in the repo (first part of a split file)
+    path: Path | None = None  # on this computer, when downloaded
+    size_exact: bool = True  # False: the catalog has a rounded or estimated size
+    publisher: str = ""  # who made the model ("Meta"); the GGUF's uploader is `uploader`
+    note: str = ""  # why there is no estimate, or what to know about it
+    tags: tuple[str, ...] = field(default=())
+
+    @property
+    def is_downloaded(self) -> bool:
+        return self.path is not None
+
+    @property
+    def uploader(self) -> str:
+        """Who made the GGUF: the repo owner ("bartowski"), or "" for a local file."""
+        return self.repo.split("/", maxsplit=1)[0] if self.repo else ""
+
+    @property
+    def file_name(self) -> str:
+        if self.file:
+            return self.file
+        return self.path.name if self.path is not None else self.location
+
+    def with_path(self, path: Path | None) -> ModelRow:
+        return replace(self, path=path)
+
+    @classmethod
+    def local(
+        cls,
+        path: Path,
+        spec: ModelSpec | None,
+        *,
+        note: str = "",
+        size_bytes: int | None = None,
+        repo: str | None = None,
+    ) -> ModelRow:
+        """A GGUF file on this computer (``spec`` from its header; None if unreadable).
+
+        ``size_bytes`` defaults to the file's size on disk; ``repo`` is the Hugging Face repo
+        of a file found in the Hugging Face cache.
+        """
+        size = size_bytes
+        if size is None:
+            try:
+                size = path.stat().st_size
+            except OSError:
+                size = None
+        name = (spec.name if spec is not None and spec.name else "") or path.stem
+        return cls(
+            name=name,
+            params=spec.total_params if spec is not None else None,
+            quant=spec.quant_label if spec is not None and spec.quant_label else "?",
+            file_size_bytes=size,
+            source="local",
+            spec=spec,
+            location=str(path),
+            group=f"local:{name.lower()}",
+            repo=repo,
+            path=path,
+            note=note,
+        )
+
+    @classmethod
+    def remote(
+        cls, repo: str, file: str, spec: ModelSpec | None, size_bytes: int | None, *, note: str = ""
+    ) -> ModelRow:
+        """A file in a Hugging Face repo (``spec`` from its header read over HTTP)."""
+        name = (spec.name if spec is not None and spec.name else "") or repo.rsplit(
+            "/", maxsplit=1
+        )[-1]
+        return cls(
+            name=name,
+            params=spec.total_params if spec is not None else None,
+            quant=spec.quant_label if spec is not None and spec.quant_label else "?",
+            file_size_bytes=size_bytes,
+            source="remote",
+            spec=spec,
+            location=f"{repo}:{file}",
+            group=f"remote:{repo}",
+            repo=repo,
+            file=file,
+            note=note,
+        )
+
+
+def library_rows(found: Iterable[LocalModel]) -> list[ModelRow]:
+    """Rows for the files desktop.core.library found (vision projectors are left out: they
+    are loaded beside a model, never on their own)."""
+    return [
+        ModelRow.local(
+            model.path,
+            model.spec if model.runnable else None,
+            note=model.problem or "",
+            size_bytes=model.size_bytes,
+            repo=model.repo_id,
+        )
+        for model in found
+        if model.status != "projector"
+    ]
+
+
+def format_params(params: int | None) -> str:
+    """8_030_261_248 -> "8.0B", 268_098_176 -> "268M", None -> "?"."""
+    if not params:
+        return "?"
+    if params >= 999_500_000:  # 999.9M reads better as "1.0B"
+        value = params / 10**9
+        return f"{value:.0f}B" if value >= 100 else f"{value:.1f}B"
+    return f"{params / 10**6:.0f}M"
+
+
+def _catalog_spec(model: CatalogModel, variant: CatalogVariant) -> tuple[ModelSpec | None, str]:
+    """The catalog estimate for one variant, or None and the reason in words."""
+    if variant.size_bytes is None:
+        return None, "The catalog does not know this file's size; no estimate before download."
+    try:
+        return spec_from_catalog(model, variant), ""
+    except ValueError as exc:
+        return None, f"No estimate before download: {exc}"
+
+
+def _catalog_row(model: CatalogModel, variant: CatalogVariant) -> ModelRow:
+    spec, note = _catalog_spec(model, variant)
+    if not note and not model.arch_complete:
+        note = "Some architecture numbers are unknown, so this estimate is rough."
+    params = model.arch.total_params or (spec.total_params if spec is not None else None)
+    return ModelRow(
+        name=model.name,
+        params=params,
+        quant=variant.quant,
+        file_size_bytes=variant.size_bytes,
+        source="catalog",
+        spec=spec,
+        location=f"{variant.repo}:{variant.file}",
+        group=f"catalog:{model.id}",
+        repo=variant.repo,
+        file=variant.file,
+        size_exact=variant.size_is_exact,
+        publisher=model.publisher,
+        note=note,
+        tags=model.tags,
+    )
+
+
+def catalog_rows(catalog: Catalog | Iterable[CatalogModel]) -> list[ModelRow]:
+    """One row per catalog variant, in file order."""
+    models = catalog.models if isinstance(catalog, Catalog) else tuple(catalog)
+    return [_catalog_row(model, variant) for model in models for variant in model.variants]

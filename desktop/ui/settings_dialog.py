@@ -1,0 +1,144 @@
+"""The Settings dialog: VRAM reserve, where models are downloaded, extra folders to scan.
+
+It edits a :class:`~desktop.core.settings.UserSettings` value and hands back a new one
+(:meth:`SettingsDialog.result_settings`); saving is the window's job.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QPushButton,
+    QStyle,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop.core.settings import UserSettings, default_models_dir
+from desktop.ui.widgets import HintLabel
+
+__all__ = ["SettingsDialog"]
+
+_GIB = 1024**3
+
+
+class SettingsDialog(QDialog):
+    """Modal dialog over the person's settings."""
+
+    def __init__(self, settings: UserSettings, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._settings = settings
+        self.setWindowTitle("Settings")
+        self.setAccessibleName("Settings")
+        self.setMinimumWidth(520)
+
+        self.reserve = QDoubleSpinBox(self)
+        self.reserve.setAccessibleName("VRAM to keep free")
+        self.reserve.setRange(0.0, 16.0)
+        self.reserve.setSingleStep(0.25)
+        self.reserve.setDecimals(2)
+        self.reserve.setSuffix(" GB")
+        self.reserve.setValue(settings.vram_reserve_bytes / _GIB)
+        reserve_hint = HintLabel(
+            "Kept free on each GPU for the desktop, the browser and games. Estimates only "
+            "count on the rest.",
+            self,
+        )
+        reserve_hint.setWordWrap(True)
+
+        self.models_dir = QLineEdit(self)
+        self.models_dir.setAccessibleName("Download folder")
+        self.models_dir.setPlaceholderText(str(default_models_dir()))
+        self.models_dir.setText(settings.models_dir)
+        browse = QPushButton("Choose…", self)
+        browse.setAccessibleName("Choose the download folder")
+        browse.clicked.connect(self._choose_models_dir)
+        models_row = QHBoxLayout()
+        models_row.addWidget(self.models_dir, 1)
+        models_row.addWidget(browse)
+
+        self.folders = QListWidget(self)
+        self.folders.setAccessibleName("Extra model folders")
+        self.folders.addItems(list(settings.extra_folders))
+        self.folders.setMinimumHeight(96)
+        self.folders.setMaximumHeight(140)
+        add = QPushButton("Add…", self)
+        add.setIcon(self.style().standardIcon(QStyle.StandardPixmap.SP_DirOpenIcon))
+        add.setAccessibleName("Add a model folder")
+        add.clicked.connect(self._add_folder)
+        self.remove_button = QPushButton("Remove", self)
+        self.remove_button.setAccessibleName("Remove the selected folder")
+        self.remove_button.clicked.connect(self._remove_folder)
+        folder_buttons = QVBoxLayout()
+        folder_buttons.addWidget(add)
+        folder_buttons.addWidget(self.remove_button)
+        folder_buttons.addStretch(1)
+        folders_row = QHBoxLayout()
+        folders_row.addWidget(self.folders, 1)
+        folders_row.addLayout(folder_buttons)
+        folders_hint = HintLabel(
+            "GGUF files in these folders appear in the models table (LM Studio's folder and "
+            "the Hugging Face cache are found by themselves).",
+            self,
+        )
+        folders_hint.setWordWrap(True)
+
+        form = QFormLayout()
+        form.setLabelAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop)
+        form.setVerticalSpacing(6)
+        form.addRow("VRAM to keep &free:", self.reserve)
+        form.addRow("", reserve_hint)
+        models_label = QLabel("&Download folder:", self)
+        models_label.setBuddy(self.models_dir)
+        folders_label = QLabel("Other model &folders:", self)
+        folders_label.setBuddy(self.folders)
+        form.addRow(models_label, models_row)
+        form.addRow(folders_label, folders_row)
+        form.addRow("", folders_hint)
+
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self
+        )
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(18, 18, 18, 14)
+        layout.setSpacing(12)
+        layout.addLayout(form)
+        layout.addWidget(buttons)
+
+    def result_settings(self) -> UserSettings:
+        """The settings as edited (unchanged keys kept)."""
+        folders = tuple(
+            dict.fromkeys(self.folders.item(i).text() for i in range(self.folders.count()))
+        )
+        return self._settings.replace(
+            vram_reserve_bytes=round(self.reserve.value() * _GIB),
+            models_dir=self.models_dir.text().strip(),
+            extra_folders=folders,
+        )
+
+    def _choose_models_dir(self) -> None:
+        start = self.models_dir.text() or str(default_models_dir())
+        chosen = QFileDialog.getExistingDirectory(self, "Download folder", start)
+        if chosen:
+            self.models_dir.setText(chosen)
+
+    def _add_folder(self) -> None:
+        chosen = QFileDialog.getExistingDirectory(self, "Folder with GGUF models")
+        if chosen and not self.folders.findItems(chosen, Qt.MatchFlag.MatchExactly):
+            self.folders.addItem(chosen)
+
+    def _remove_folder(self) -> None:
+        for item in self.folders.selectedItems():
+            self.folders.takeItem(self.folders.row(item))

@@ -1,0 +1,123 @@
+"""Colours that carry meaning (verdicts, memory components), chosen for light and dark themes.
+
+Everything else comes from the palette (``palette().color(role)``), so the app follows the
+system theme. The few fixed hues here are picked per theme: a badge keeps its meaning
+(green fits, amber is partial, red is too large) and its text stays readable on it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PySide6.QtGui import QColor, QPalette
+
+from desktop.core.estimate import Verdict
+
+__all__ = [
+    "SEGMENTS",
+    "BadgeColors",
+    "banner_colors",
+    "is_dark",
+    "mix",
+    "over_capacity_color",
+    "secondary_text",
+    "segment_color",
+    "verdict_colors",
+]
+
+
+def is_dark(palette: QPalette) -> bool:
+    """True when the window background is dark (a dark system theme or palette)."""
+    return palette.color(QPalette.ColorRole.Window).lightness() < 128
+
+
+def secondary_text(palette: QPalette) -> QColor:
+    """Text for hints and units: the window text faded towards the window background."""
+    return mix(
+        palette.color(QPalette.ColorRole.WindowText), palette.color(QPalette.ColorRole.Window), 0.38
+    )
+
+
+def mix(a: QColor, b: QColor, t: float) -> QColor:
+    """``a`` moved the fraction ``t`` towards ``b``."""
+    return QColor(
+        round(a.red() + (b.red() - a.red()) * t),
+        round(a.green() + (b.green() - a.green()) * t),
+        round(a.blue() + (b.blue() - a.blue()) * t),
+    )
+
+
+@dataclass(frozen=True)
+class BadgeColors:
+    fill: QColor
+    text: QColor
+    border: QColor
+
+
+# (fill, text) for light and dark themes. Dark fills are deeper so white text reads on them
+# and they do not glow against a dark window.
+_VERDICT_LIGHT = {
+    Verdict.FULL_GPU: ("#2e7d32", "#ffffff"),
+    Verdict.PARTIAL: ("#f2a900", "#1f1600"),
+    Verdict.CPU_ONLY: ("#546e7a", "#ffffff"),
+    Verdict.TOO_LARGE: ("#c62828", "#ffffff"),
+}
+_VERDICT_DARK = {
+    Verdict.FULL_GPU: ("#2e7d32", "#ffffff"),
+    Verdict.PARTIAL: ("#c98a00", "#160f00"),
+    Verdict.CPU_ONLY: ("#4f6b79", "#ffffff"),
+    Verdict.TOO_LARGE: ("#b71c1c", "#ffffff"),
+}
+
+
+def verdict_colors(verdict: Verdict | None, palette: QPalette) -> BadgeColors:
+    """The badge colours of a verdict; None (no estimate) uses neutral palette colours."""
+    if verdict is None:
+        base = palette.color(QPalette.ColorRole.Button)
+        text = palette.color(QPalette.ColorRole.PlaceholderText)
+        return BadgeColors(base, text, palette.color(QPalette.ColorRole.Mid))
+    table = _VERDICT_DARK if is_dark(palette) else _VERDICT_LIGHT
+    fill, text = (QColor(c) for c in table[verdict])
+    return BadgeColors(fill, text, fill.darker(115))
+
+
+#: Memory components in the stacked bars: (key, label shown in the legend).
+SEGMENTS: tuple[tuple[str, str], ...] = (
+    ("weights", "Model weights"),
+    ("kv", "KV cache"),
+    ("compute", "Compute buffers"),
+    ("overhead", "Runtime overhead"),
+)
+_SEGMENT_LIGHT = {
+    "weights": "#3f6fd8",
+    "kv": "#8e5bd0",
+    "compute": "#1b9aa0",
+    "overhead": "#9aa1ab",
+}
+_SEGMENT_DARK = {
+    "weights": "#6b93ee",
+    "kv": "#b48ae8",
+    "compute": "#3cc0c4",
+    "overhead": "#7d8590",
+}
+
+
+def segment_color(key: str, palette: QPalette) -> QColor:
+    table = _SEGMENT_DARK if is_dark(palette) else _SEGMENT_LIGHT
+    return QColor(table[key])
+
+
+def over_capacity_color(palette: QPalette) -> QColor:
+    return QColor("#ef5350" if is_dark(palette) else "#d32f2f")
+
+
+def banner_colors(palette: QPalette, kind: str = "warning") -> tuple[QColor, QColor, QColor]:
+    """(background, text, border) of a banner; ``kind`` is "warning" or "info"."""
+    dark = is_dark(palette)
+    if kind == "warning":
+        if dark:
+            return QColor("#3d2e00"), QColor("#ffe08a"), QColor("#7a5c00")
+        return QColor("#fff4ce"), QColor("#3d2e00"), QColor("#e0b400")
+    if dark:
+        return QColor("#0f2a44"), QColor("#cfe6ff"), QColor("#2b5d8c")
+    return QColor("#e8f1fc"), QColor("#0b2d52"), QColor("#9cc2ea")
