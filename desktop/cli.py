@@ -296,19 +296,31 @@ def model_rows(profile: Any, settings: Any, *, local: bool = False) -> list[dict
     Best fit: the verdict first (full GPU, partial, CPU only, too large), then the biggest
     file, since the largest model that still fits is usually the one a person wants.
     """
-    from desktop.core.estimate import devices_from_profile, estimate
+    from desktop.core.estimate import devices_from_profile, estimate, sibling_suggestion
 
     devices = devices_from_profile(profile, settings.reserve_bytes)
     rows: list[dict[str, Any]] = []
+    plans: list[Any] = []
+    by_model: dict[str, list[tuple[str, Any]]] = {}
     for name, quant, size, source, spec, problem in _model_specs(local):
         row: dict[str, Any] = {"name": name, "quant": quant, "size_bytes": size, "source": source}
+        plan = None
         if spec is None:
             row.update(verdict=None, problem=problem)
         else:
             plan = estimate(spec, settings, devices)
             row.update(plan.to_dict())
             row["name"], row["model"] = name, spec.name
+            by_model.setdefault(name, []).append((quant, plan))
         rows.append(row)
+        plans.append(plan)
+    # "Q4_K_M fits fully on the GPU.": the other quantizations of the same model, in words.
+    for row, plan in zip(rows, plans, strict=True):
+        better = sibling_suggestion(plan, by_model[row["name"]]) if plan else None
+        if better:
+            row["suggestion"] = (
+                f"{better} Or: {row['suggestion'][0].lower()}{row['suggestion'][1:]}"
+            )
     rows.sort(
         key=lambda r: (VERDICT_ORDER.get(r.get("verdict") or "", 9), -(r.get("size_bytes") or 0))
     )

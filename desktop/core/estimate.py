@@ -1096,7 +1096,9 @@ def _explain(
     )
     tips = []
     if ctx_full:
-        tips.append(f"lower the context to {_ctx_label(ctx_full)} to fit fully")
+        # People pick contexts in thousands: round down to a whole "k" when there is one.
+        shown = ctx_full // 1024 * 1024 if ctx_full >= 1024 else ctx_full
+        tips.append(f"lower the context to {_ctx_label(shown)} to fit fully")
     if settings.kv_type == "f16":
         alt = max_gpu_layers(spec, replace(settings, kv_type="q8_0", flash_attn=True), devices)
         if alt > best:
@@ -1105,6 +1107,32 @@ def _explain(
         tips.append("pick a smaller quantization to fit fully")
     suggestion = "; or ".join(tips)
     return reason, suggestion[0].upper() + suggestion[1:] + "."
+
+
+_VERDICT_RANK = {Verdict.FULL_GPU: 0, Verdict.PARTIAL: 1, Verdict.CPU_ONLY: 2, Verdict.TOO_LARGE: 3}
+
+
+def sibling_suggestion(plan: Plan, siblings: Sequence[tuple[str, Plan]]) -> str | None:
+    """ "Q4_K_M fits fully on the GPU." when another quantization of the same model fits better.
+
+    Among the quantizations (label, plan) with a better verdict than `plan`, the largest file
+    wins: the best quality that still fits. None when no sibling does better.
+    """
+    rank = _VERDICT_RANK[plan.verdict]
+    better = [(label, p) for label, p in siblings if _VERDICT_RANK[p.verdict] < rank]
+    if not better:
+        return None
+    best_rank = min(_VERDICT_RANK[p.verdict] for _, p in better)
+    label, best = max(
+        ((label, p) for label, p in better if _VERDICT_RANK[p.verdict] == best_rank),
+        key=lambda item: item[1].total_bytes,
+    )
+    where = {
+        Verdict.FULL_GPU: "fits fully on the GPU",
+        Verdict.PARTIAL: f"fits {best.gpu_layers} of {best.offloadable_layers} layers on the GPU",
+        Verdict.CPU_ONLY: "fits in system memory",
+    }[best.verdict]
+    return f"{label} {where}."
 
 
 @dataclass(frozen=True)

@@ -264,3 +264,23 @@ def test_auto_layers_is_the_largest_that_fits(big_specs: dict[str, ModelSpec]) -
         best = max_gpu_layers(spec, Settings(), devices)
         fits = [n for n in range(50) if plan_memory(spec, Settings(), devices, n)[0][0].fits]
         assert best == max(fits)
+
+
+def test_a_better_fitting_quantization_is_named(big_specs: dict[str, ModelSpec]) -> None:
+    from desktop.core.estimate import sibling_suggestion
+
+    devices = devices_from_profile(profile(GPU_8GB))
+    partial = estimate(big_specs["dense14b"], Settings(), devices)
+    full = estimate(big_specs["llama8b"], Settings(), devices)
+    siblings = [("Q8_0", partial), ("Q4_K_M", full)]
+    assert sibling_suggestion(partial, siblings) == "Q4_K_M fits fully on the GPU."
+    assert sibling_suggestion(full, siblings) is None  # nothing fits better than full GPU
+
+
+def test_partial_suggests_a_context_in_whole_thousands(big_specs: dict[str, ModelSpec]) -> None:
+    devices = devices_from_profile(profile(GPU_8GB))
+    plan = estimate(big_specs["llama8b"], Settings(n_ctx=65536), devices)
+    assert plan.verdict is Verdict.PARTIAL
+    assert plan.max_ctx_full_gpu is not None and plan.max_ctx_full_gpu < 65536
+    shown = plan.max_ctx_full_gpu // 1024
+    assert f"lower the context to {shown}k to fit fully" in plan.suggestion.lower()
