@@ -1085,7 +1085,8 @@ def _explain(
         spare = min(p.capacity_bytes - p.total_bytes for p in gpu_plans)
         reason = f"All {full} layers fit on the GPU with {_gb(spare)} to spare."
         if ctx_full and ctx_full > padded_ctx(settings.n_ctx):
-            return reason, f"The context can grow to {_ctx_label(ctx_full)} and still fit."
+            shown = ctx_full // 1024 * 1024 if ctx_full >= 1024 else ctx_full
+            return reason, f"The context can grow to {_ctx_label(shown)} and still fit."
         return reason, "Nothing to change."
     # PARTIAL
     gpu = gpu_plans[0]
