@@ -1039,6 +1039,11 @@ def _gb(n: float) -> str:
     return f"{n / GIB:.1f} GB"
 
 
+def _ctx_rounded(n: int) -> str:
+    """A context to suggest: people pick them in thousands, so round down to a whole "k"."""
+    return _ctx_label(n // 1024 * 1024 if n >= 1024 else n)
+
+
 def _ctx_label(n: int) -> str:
     """16384 -> "16k"; other sizes in full with a thousands separator ("16,640")."""
     return f"{n // 1024}k" if n >= 1024 and n % 1024 == 0 else f"{n:,}"
@@ -1085,8 +1090,7 @@ def _explain(
         spare = min(p.capacity_bytes - p.total_bytes for p in gpu_plans)
         reason = f"All {full} layers fit on the GPU with {_gb(spare)} to spare."
         if ctx_full and ctx_full > padded_ctx(settings.n_ctx):
-            shown = ctx_full // 1024 * 1024 if ctx_full >= 1024 else ctx_full
-            return reason, f"The context can grow to {_ctx_label(shown)} and still fit."
+            return reason, f"The context can grow to {_ctx_rounded(ctx_full)} and still fit."
         return reason, "Nothing to change."
     # PARTIAL
     gpu = gpu_plans[0]
@@ -1097,9 +1101,7 @@ def _explain(
     )
     tips = []
     if ctx_full:
-        # People pick contexts in thousands: round down to a whole "k" when there is one.
-        shown = ctx_full // 1024 * 1024 if ctx_full >= 1024 else ctx_full
-        tips.append(f"lower the context to {_ctx_label(shown)} to fit fully")
+        tips.append(f"lower the context to {_ctx_rounded(ctx_full)} to fit fully")
     if settings.kv_type == "f16":
         alt = max_gpu_layers(spec, replace(settings, kv_type="q8_0", flash_attn=True), devices)
         if alt > best:
