@@ -9,6 +9,7 @@ llama_cpp is never imported in this process: models run in the worker process.
 
 Environment variables for tests and measurements:
 
+* ``LLMW_REPORT_READY=1`` - print "ready" once everything has filled in (end-to-end tests).
 * ``LLMW_SMOKE=1`` - print timings ("shown", "catalog", "hardware", "library": seconds since
   the process started) and quit once the window is shown and the background jobs are done.
 * ``LLMW_SETTINGS`` - the settings file to use instead of the per-user one.
@@ -249,6 +250,45 @@ def _detect_hardware() -> Any:
     return detect()
 
 
+def _wire_panels(
+    window: Any, state: Any, engine: Any, monitor: Any, downloads: Any, chat: Any, plots: Any
+) -> None:
+    """Connect the chat, the live monitor and the downloads to the engine and the window."""
+    engine.token.connect(monitor.add_token)
+    engine.hello.connect(lambda hello: monitor.set_worker_pid(hello.pid))
+
+    def on_state(name: str) -> None:
+        if name == "generating":
+            monitor.start_generation()
+        elif name == "stopped":
+            monitor.set_worker_pid(None)
+
+    engine.stateChanged.connect(on_state)
+
+    def on_load_requested(_path: str, chosen: Any) -> None:
+        # The prediction drawn beside the live plots is the plan for exactly these settings.
+        from desktop.core.estimate import estimate
+
+        row = window.models_panel.current_row()
+        devices = state.devices()
+        if row is not None and row.spec is not None and devices:
+            plots.set_prediction(estimate(row.spec, chosen.settings, devices))
+            chat.set_model_name(f"{row.name} {row.quant}")
+        else:
+            plots.set_prediction(None)
+
+    window.loadRequested.connect(on_load_requested)
+    engine.unloaded.connect(lambda *_: plots.set_prediction(None))
+    chat.reloadRequested.connect(window.load_panel.set_gpu_layers)  # the chat already reloaded
+
+    def on_download(row: Any) -> None:
+        size = row.file_size_bytes if getattr(row, "size_exact", False) else None
+        downloads.enqueue(row.repo, row.file, window.settings.models_path, size=size)
+        window.show_tab("downloads")
+
+    window.downloadRequested.connect(on_download)
+
+
 def main() -> int:
     """Open the window; return the exit status."""
     if sys.version_info < MIN_PYTHON:
@@ -275,11 +315,17 @@ def main() -> int:
     from PySide6.QtCore import QThreadPool
 
     from desktop.core.gpu_specs import GpuSpecError, load_gpu_specs
+    from desktop.core.history import ChatHistory
     from desktop.core.settings import default_settings_path, load_settings
+    from desktop.services.download_manager import DownloadManager
     from desktop.services.engine_client import EngineClient
+    from desktop.services.monitor import Monitor
     from desktop.services.tasks import run_in_thread
+    from desktop.ui.chat_panel import ChatPanel
+    from desktop.ui.downloads_panel import DownloadsPanel
     from desktop.ui.main_window import MainWindow
     from desktop.ui.models_table import ModelsTableModel
+    from desktop.ui.monitor_panel import MonitorPanel
     from desktop.ui.state import WorkbenchState
 
     settings_path = Path(os.environ.get("LLMW_SETTINGS") or default_settings_path())
@@ -302,9 +348,21 @@ def main() -> int:
         engine=engine,
     )
     reporter.parent = window
+    history = ChatHistory()
+    monitor = Monitor(window)
+    downloads = DownloadManager(window)
+    chat = ChatPanel(engine, history)
+    plots = MonitorPanel(monitor)
+    window.set_chat_widget(chat)
+    window.set_monitor_widget(plots)
+    window.set_downloads_widget(DownloadsPanel(downloads))
+    _wire_panels(window, state, engine, monitor, downloads, chat, plots)
+    monitor.start()
 
     pending = {"catalog", "hardware", "library"}
     tasks: list[Any] = []
+
+    report_ready = os.environ.get("LLMW_REPORT_READY") == "1"
 
     def finished(name: str) -> None:
         pending.discard(name)
@@ -312,6 +370,8 @@ def main() -> int:
             print(f"{name} {_process_age():.3f}", flush=True)
             if not pending:
                 window.close()
+        elif report_ready and not pending:
+            print(f"ready {_process_age():.3f}", flush=True)  # for end-to-end tests
 
     def on_rows(rows: list[Any]) -> None:
         table.set_source_rows("catalog", rows)  # local files may have arrived first
@@ -355,13 +415,18 @@ def main() -> int:
     def shutdown() -> None:
         for task in tasks:
             task.cancel()
+        downloads.shutdown()
+        monitor.stop()
         engine.shutdown(wait_ms=3000)
+        history.close()
         # Let a hardware check still running end before Python tears down its objects.
         QThreadPool.globalInstance().waitForDone(5000)
 
     window.firstShown.connect(start_background_work)
     # New folders in the Settings dialog: look again.
     window.settingsChanged.connect(lambda new: tasks.append(scan_library(new)))
+    # A finished download shows up as a local model at once.
+    downloads.finished.connect(lambda _id, _path: tasks.append(scan_library(window.settings)))
     app.aboutToQuit.connect(shutdown)
     window.show()
     return int(app.exec())

@@ -88,20 +88,8 @@ class LoadSettings:
 
     def to_request(self, path: str | Path) -> protocol.Load:
         """The worker's load request (``EngineClient.load(...)``)."""
-        s = self.settings
-        kv_type = s.kv_type if s.kv_type in ("f16", "q8_0", "q4_0") else "f16"
-        return protocol.Load(
-            path=str(path),
-            n_gpu_layers=self.n_gpu_layers,
-            n_ctx=s.n_ctx,
-            n_threads=self.n_threads,
-            flash_attn=s.flash_attn,
-            kv_type=kv_type,  # type: ignore[arg-type]
-            use_mmap=s.use_mmap,
-            n_batch=s.n_batch,
-            n_ubatch=s.n_ubatch,
-            swa_full=s.swa_full,  # the same cache size the estimate assumed
-        )
+        # One conversion for the whole app, so the load matches the plan the person saw.
+        return protocol.Load.from_settings(str(path), self.settings, self.n_threads)
 
 
 class LoadPanel(QWidget):

@@ -25,8 +25,9 @@ def imported_modules(folder: Path) -> dict[str, set[str]]:
 
 def test_services_use_qtcore_only() -> None:
     offenders = {
-        file: sorted(m for m in mods if m.startswith("PySide6.") and
-                     not m.startswith("PySide6.QtCore"))
+        file: sorted(
+            m for m in mods if m.startswith("PySide6.") and not m.startswith("PySide6.QtCore")
+        )
         for file, mods in imported_modules(PACKAGE / "services").items()
     }
     assert not {f: m for f, m in offenders.items() if m}, offenders
@@ -41,7 +42,8 @@ def test_core_and_engine_import_no_qt() -> None:
 
 def test_only_the_worker_imports_llama_cpp() -> None:
     users = sorted(
-        file for file, mods in imported_modules(PACKAGE).items()
+        file
+        for file, mods in imported_modules(PACKAGE).items()
         if any(m.split(".")[0] == "llama_cpp" for m in mods)
     )
     assert users == ["desktop/engine/worker.py"], users
