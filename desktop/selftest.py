@@ -145,7 +145,7 @@ class _SelfTest:
         from desktop.core.hardware import detect
         from desktop.core.units import format_bytes
 
-        profile = detect(measure_bandwidth=False)
+        profile = detect()  # RAM bandwidth: measured once (< 1 s), then cached
         self._profile = profile
         backends = profile.backends
         if backends.error:
