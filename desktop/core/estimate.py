@@ -111,6 +111,10 @@ CPU_FLOPS_PER_CYCLE = 32
 CPU_ASSUMED_HZ = 3.0e9
 #: n_embd-wide f32 rows counted beside the logits at the output (see _compute_bytes).
 OUTPUT_PHASE_EMBD_ROWS = 4
+#: With fewer threads than physical cores the CPU reaches only part of its bandwidth and FLOPS:
+#: measured on a 2-vCPU machine, 1 thread decoded Gemma 3 270M at 0.69x the 2-thread speed
+#: (44 vs 64 tok/s), i.e. about sqrt(threads / cores). One machine: to calibrate on more.
+CPU_THREAD_SHARE_EXPONENT = 0.5
 #: Decoding assumes the KV cache is half full on average over a conversation.
 KV_FILL_FOR_SPEED = 0.5
 
@@ -137,6 +141,7 @@ class Settings:
     swa_full: bool = True  # llama-cpp-python keeps the full-size SWA cache by default
     n_seq_max: int = 1
     reserve_bytes: int = 512 * MIB  # VRAM the person keeps free for the desktop and games
+    n_threads: int | None = None  # CPU threads; None: llama-cpp-python's default (logical / 2)
 
     def __post_init__(self) -> None:
         if self.kv_type not in KV_TYPES:
@@ -156,6 +161,8 @@ class Device:
     flops: float | None = None  # peak FLOPS for prompt processing, when known
     unified_memory: bool = False  # shares system RAM (Apple Silicon, integrated GPUs)
     cpu_features: tuple[str, ...] = ()
+    physical_cores: int = 0  # CPU only: for the share of bandwidth/FLOPS the threads reach
+    logical_cores: int = 0
 
     @property
     def is_gpu(self) -> bool:
@@ -351,6 +358,8 @@ def devices_from_profile(profile: Any, reserve_bytes: int = 512 * MIB) -> list[D
         bandwidth_bytes_per_s=memory.bandwidth_bytes_per_s,
         flops=cores * CPU_FLOPS_PER_CYCLE * CPU_ASSUMED_HZ,
         cpu_features=build_cpu_features(profile),
+        physical_cores=cores,
+        logical_cores=int(getattr(cpu, "logical_cores", 0) or cores),
     )
     return [*gpus, cpu_device]
 
@@ -944,6 +953,7 @@ def predict_speed(
         kv = _range_kv(prep, kv_fill, lo, hi) if settings.offload_kqv else 0
         parts.append((gpu, gpu_weights, kv))
     cpu_out = not any(r[2] for r in ranges)
+    output_device = cpu if cpu_out else gpus[[r[2] for r in ranges].index(True)]
     cpu_weights = prep.total[n_cpu] * active_ratio + (spec.output_weight_bytes if cpu_out else 0)
     cpu_weights += spec.input_bytes / max(spec.n_vocab, 1)  # one embedding row per token
     kv_hi = n_cpu if settings.offload_kqv else spec.n_layer
@@ -951,21 +961,35 @@ def predict_speed(
     decode_s = 0.0
     prompt_s = 0.0
     prompt_known = True
+    # Prompt processing computes logits for the last token only (llama-cpp-python asks for no
+    # others), so the output matmul, large for big vocabularies, is left out of its FLOPs.
+    output_bytes = spec.output_weight_bytes
     for dev, weights, kv_read in parts:
         if weights + kv_read <= 0:
             continue
         if not dev.bandwidth_bytes_per_s:
             return None, None
-        eff = BANDWIDTH_EFFICIENCY.get(dev.kind, BANDWIDTH_EFFICIENCY["gpu"])
+        share = _thread_share(dev, settings) if not dev.is_gpu else 1.0
+        eff = BANDWIDTH_EFFICIENCY.get(dev.kind, BANDWIDTH_EFFICIENCY["gpu"]) * share
         decode_s += (weights + kv_read) / (dev.bandwidth_bytes_per_s * eff)
         if dev.flops:
-            c_eff = COMPUTE_EFFICIENCY.get(dev.kind, COMPUTE_EFFICIENCY["gpu"])
-            prompt_s += 2 * weights * params_per_byte / (dev.flops * c_eff)
+            c_eff = COMPUTE_EFFICIENCY.get(dev.kind, COMPUTE_EFFICIENCY["gpu"]) * share
+            here = weights - (output_bytes if dev is output_device else 0)
+            prompt_s += 2 * max(here, 0) * params_per_byte / (dev.flops * c_eff)
         else:
             prompt_known = False
     decode = 1.0 / decode_s if decode_s > 0 else None
     prompt = 1.0 / prompt_s if prompt_s > 0 and prompt_known else None
     return decode, prompt
+
+
+def _thread_share(cpu: Device, settings: Settings) -> float:
+    """Share of the CPU's bandwidth and FLOPS that llama.cpp's threads reach."""
+    cores = cpu.physical_cores or cpu.logical_cores
+    if not cores:
+        return 1.0
+    threads = settings.n_threads or max((cpu.logical_cores or cores) // 2, 1)
+    return float(min(1.0, threads / cores) ** CPU_THREAD_SHARE_EXPONENT)
 
 
 def dataclass_replace_ctx(settings: Settings) -> Settings:

@@ -91,7 +91,7 @@ class Load:
             path=path,
             n_gpu_layers=0 if layers is None else int(layers),
             n_ctx=int(settings.n_ctx),
-            n_threads=n_threads,
+            n_threads=n_threads if n_threads is not None else settings.n_threads,
             flash_attn=bool(settings.flash_attn),
             kv_type=settings.kv_type,
             use_mmap=bool(settings.use_mmap),

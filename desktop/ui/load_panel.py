@@ -283,6 +283,7 @@ class LoadPanel(QWidget):
         self.context_combo.currentIndexChanged.connect(self.replan)
         self.kv_combo.currentIndexChanged.connect(self._on_kv_changed)
         self.flash_attn.toggled.connect(self.replan)
+        self.threads.valueChanged.connect(self.replan)
         state.estimatesChanged.connect(self.replan)
         table.modelReset.connect(self._on_rows_changed)
         self.set_row(None)
@@ -456,6 +457,7 @@ class LoadPanel(QWidget):
             n_ctx=n_ctx if isinstance(n_ctx, int) else None,
             kv_type=kv_type,
             flash_attn=self.flash_attn.isChecked(),
+            n_threads=self.threads.value() or None,  # the speed depends on the threads
         )
 
     def replan(self) -> None:
