@@ -284,3 +284,38 @@ def test_partial_suggests_a_context_in_whole_thousands(big_specs: dict[str, Mode
     assert plan.max_ctx_full_gpu is not None and plan.max_ctx_full_gpu < 65536
     shown = plan.max_ctx_full_gpu // 1024
     assert f"lower the context to {shown}k to fit fully" in plan.suggestion.lower()
+
+
+def test_every_catalog_variant_estimates_and_grows_with_context() -> None:
+    """Every complete catalog entry gives a plan; bigger contexts never need less memory and
+    more GPU layers never need less VRAM (on an 8 GB and a 24 GB card)."""
+    from desktop.core.catalog import load_catalog
+    from desktop.core.modelspec import spec_from_catalog
+
+    catalog = load_catalog()
+    estimated = 0
+    for vram in (8, 24):
+        devices = [
+            Device("GPU", "cuda", vram * GIB, 500 * 10**9, 3e13),
+            Device("CPU", "cpu", 64 * GIB, 60 * 10**9, 5e11, cpu_features=("avx2",)),
+        ]
+        for model, variant in catalog.variants():
+            try:
+                spec = spec_from_catalog(model, variant)
+            except ValueError:
+                # Only entries the catalog itself marks incomplete or without a size may refuse.
+                assert not model.arch_complete or variant.size_bytes is None, model.id
+                continue
+            estimated += 1
+            totals = []
+            for n_ctx in (2048, 8192, 32768):
+                plan = estimate(spec, Settings(n_ctx=n_ctx), devices)
+                assert plan.reason and plan.suggestion, (model.id, variant.quant)
+                totals.append(plan.total_bytes)
+            assert totals == sorted(totals), (model.id, variant.quant)
+            vram_use = [
+                plan_memory(spec, Settings(), devices, n)[0][0].total_bytes
+                for n in range(0, spec.n_layer + 2, 4)
+            ]
+            assert vram_use == sorted(vram_use), (model.id, variant.quant)
+    assert estimated >= 2 * 100
