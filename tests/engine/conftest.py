@@ -9,8 +9,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
+from synth import SynthModel, write_model
 
 from desktop.engine import protocol as p
 from desktop.engine.runner import WorkerRunner
@@ -44,68 +44,27 @@ def runner() -> Iterator[WorkerRunner]:
 
 
 def write_tiny_llama(path: Path, chat_template: str | None = None) -> Path:
-    """A valid, tiny random-weight llama-architecture GGUF (one block, 64 wide, SPM vocab).
+    """A valid, tiny random-weight llama-architecture GGUF (one block, 64 wide, f32).
 
     Enough for llama.cpp to load and generate (nonsense) text, so tests can control
     metadata such as ``tokenizer.chat_template`` without copying a real model.
     """
-    import gguf
-
-    n_embd, n_ff, n_head = 64, 128, 4
-    specials = ["<unk>", "<s>", "</s>"]
-    byte_tokens = [f"<0x{b:02X}>" for b in range(256)]
-    words = ["▁", *"abcdefghijklmnopqrstuvwxyz", "▁hello", "▁world", "▁the", "▁a"]
-    tokens = specials + byte_tokens + words
-    types = (
-        [gguf.TokenType.UNKNOWN, gguf.TokenType.CONTROL, gguf.TokenType.CONTROL]
-        + [gguf.TokenType.BYTE] * len(byte_tokens)
-        + [gguf.TokenType.NORMAL] * len(words)
+    tiny = SynthModel(
+        arch="llama",
+        n_layer=1,
+        n_embd=64,
+        n_head=4,
+        n_head_kv=4,
+        head_dim=16,
+        n_ff=128,
+        n_vocab=300,
+        ctx_train=256,
+        weight_type="F32",
+        embd_type="F32",
+        output_type="F32",
+        chat_template=chat_template,
     )
-    scores = [0.0] * (len(specials) + len(byte_tokens)) + [-float(i) for i in range(len(words))]
-
-    writer = gguf.GGUFWriter(str(path), "llama")
-    writer.add_name("tiny test llama")
-    writer.add_context_length(256)
-    writer.add_embedding_length(n_embd)
-    writer.add_block_count(1)
-    writer.add_feed_forward_length(n_ff)
-    writer.add_head_count(n_head)
-    writer.add_head_count_kv(n_head)
-    writer.add_layer_norm_rms_eps(1e-5)
-    writer.add_rope_dimension_count(n_embd // n_head)
-    writer.add_file_type(gguf.LlamaFileType.ALL_F32)
-    writer.add_tokenizer_model("llama")
-    writer.add_token_list(tokens)
-    writer.add_token_scores(scores)
-    writer.add_token_types(types)
-    writer.add_bos_token_id(1)
-    writer.add_eos_token_id(2)
-    writer.add_unk_token_id(0)
-    if chat_template is not None:
-        writer.add_chat_template(chat_template)
-
-    rng = np.random.default_rng(0)
-
-    def weights(*shape: int) -> np.ndarray:
-        return (rng.standard_normal(shape) * 0.02).astype(np.float32)
-
-    # NumPy shapes are ggml's ne reversed: (rows, columns) = (out, in).
-    writer.add_tensor("token_embd.weight", weights(len(tokens), n_embd))
-    writer.add_tensor("output_norm.weight", np.ones(n_embd, dtype=np.float32))
-    writer.add_tensor("output.weight", weights(len(tokens), n_embd))
-    writer.add_tensor("blk.0.attn_norm.weight", np.ones(n_embd, dtype=np.float32))
-    for name in ("attn_q", "attn_k", "attn_v", "attn_output"):
-        writer.add_tensor(f"blk.0.{name}.weight", weights(n_embd, n_embd))
-    writer.add_tensor("blk.0.ffn_norm.weight", np.ones(n_embd, dtype=np.float32))
-    writer.add_tensor("blk.0.ffn_gate.weight", weights(n_ff, n_embd))
-    writer.add_tensor("blk.0.ffn_up.weight", weights(n_ff, n_embd))
-    writer.add_tensor("blk.0.ffn_down.weight", weights(n_embd, n_ff))
-
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return path
+    return write_model(path, tiny)
 
 
 @pytest.fixture
