@@ -372,13 +372,14 @@ def build_cpu_features(profile: Any) -> tuple[str, ...]:
     """
     backends = getattr(profile, "backends", None)
     info = getattr(backends, "system_info", None)
-    if (isinstance(info, str) and "AVX" in info) or (isinstance(info, str) and "NEON" in info):
+    # "CPU : SSE3 = 1 | AVX = 1 | AVX2 = 1 | ... | REPACK = 1 |"
+    if isinstance(info, str) and ("AVX" in info or "NEON" in info):
         feats = []
         for part in info.split("|"):
             name, _, value = part.rpartition("=")
             name = name.split(":")[-1].strip().lower()
             if value.strip() == "1" and name:
-                feats.append(name.replace("avx512", "avx512f") if name == "avx512" else name)
+                feats.append("avx512f" if name == "avx512" else name)
         return tuple(feats)
     return tuple(getattr(getattr(profile, "cpu", None), "features", ()) or ())
 
