@@ -319,3 +319,27 @@ def test_every_catalog_variant_estimates_and_grows_with_context() -> None:
             ]
             assert vram_use == sorted(vram_use), (model.id, variant.quant)
     assert estimated >= 2 * 100
+
+
+def test_repacking_follows_the_build_not_the_cpu_flags() -> None:
+    from desktop.core.estimate import build_cpu_features, repack_rules
+
+    portable = profile(
+        {
+            "cpu": {"features": ["avx", "avx2", "avx512f", "fma"]},
+            "memory": {"total_bytes": GIB},
+            "backends": {
+                "backends": ["cpu"],
+                "checked": True,
+                "system_info": "CPU : SSE3 = 1 | AVX = 1 | AVX2 = 1 | F16C = 1 | "
+                "FMA = 1 | AVX512 = 0 | REPACK = 1 |",
+            },
+        }
+    )
+    features = build_cpu_features(portable)
+    assert "avx2" in features and "avx512f" not in features  # the build has no AVX-512
+    assert set(repack_rules(features)) == {"Q4_0", "Q4_K", "IQ4_NL", "MXFP4"}
+    unknown_build = profile(
+        {"cpu": {"features": ["neon", "dotprod"]}, "memory": {"total_bytes": GIB}}
+    )
+    assert "Q6_K" in repack_rules(build_cpu_features(unknown_build))  # ARM dot-product kernels
