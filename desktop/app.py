@@ -283,7 +283,9 @@ def _wire_panels(
 
     def on_download(row: Any) -> None:
         size = row.file_size_bytes if getattr(row, "size_exact", False) else None
-        downloads.enqueue(row.repo, row.file, window.settings.models_path, size=size)
+        downloads.enqueue(
+            row.repo, list(row.download_files), window.settings.models_path, size=size
+        )
         window.show_tab("downloads")
 
     window.downloadRequested.connect(on_download)

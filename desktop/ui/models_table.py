@@ -7,7 +7,8 @@
 * :class:`ModelsFilterProxy` - sorting by the real numbers (not the text), the search box and
   the "hide what does not fit" switch.
 * :class:`ModelsPanel` - the search box, the context control and the view, with a badge
-  delegate for the verdict column.
+  delegate for the verdict column, and the Hugging Face repo box
+  (:class:`~desktop.ui.hub_box.HubBox`) that adds a repo's files as ``remote`` rows.
 """
 
 from __future__ import annotations
@@ -166,6 +167,10 @@ class ModelsTableModel(QAbstractTableModel):
         super().__init__(parent)
         self._state = state
         self._rows: list[ModelRow] = []
+        # Every source's rows as given, before repeated locations are dropped: a Hugging Face
+        # lookup of a catalog repo hides the catalog rows of the same files, and clearing it
+        # must bring them back.
+        self._given: dict[RowSource, list[ModelRow]] = {}
         self._plans: list[Plan | None] = []
         self._local_names: set[str] = set()
         self._repeated_quants: set[tuple[str, str]] = set()
@@ -178,6 +183,13 @@ class ModelsTableModel(QAbstractTableModel):
 
     def set_rows(self, rows: Iterable[ModelRow]) -> None:
         """Replace every row."""
+        rows = list(rows)
+        self._given = {}
+        for row in rows:
+            self._given.setdefault(row.source, []).append(row)
+        self._show_rows(rows)
+
+    def _show_rows(self, rows: Iterable[ModelRow]) -> None:
         self.beginResetModel()
         self._rows = _unique(rows)
         self._update_local_names()
@@ -189,17 +201,20 @@ class ModelsTableModel(QAbstractTableModel):
     def set_source_rows(self, source: RowSource, rows: Iterable[ModelRow]) -> None:
         """Replace the rows of one source: the catalog, the library after a rescan, the
         Hugging Face box. Rows keep the order catalog, local, remote."""
-        kept = [r for r in self._rows if r.source != source]
-        new = [r for r in rows if r.source == source]
-        order = {"catalog": 0, "local": 1, "remote": 2}
-        self.set_rows(sorted([*kept, *new], key=lambda r: order[r.source]))
+        self._given[source] = [r for r in rows if r.source == source]
+        order: tuple[RowSource, ...] = ("catalog", "local", "remote")
+        self._show_rows([r for name in order for r in self._given.get(name, [])])
 
     def add_rows(self, rows: Iterable[ModelRow]) -> None:
         """Append rows (one whose location is already present replaces the old one)."""
         new = _unique(rows)
         locations = {r.location for r in new}
+        for source, given in self._given.items():
+            self._given[source] = [r for r in given if r.location not in locations]
+        for row in new:
+            self._given.setdefault(row.source, []).append(row)
         if any(r.location in locations for r in self._rows):
-            self.set_rows([*(r for r in self._rows if r.location not in locations), *new])
+            self._show_rows([*(r for r in self._rows if r.location not in locations), *new])
             return
         if not new:
             return
@@ -494,7 +509,12 @@ class ModelsFilterProxy(QSortFilterProxyModel):
 
 
 class ModelsPanel(QWidget):
-    """Search, context length and the table. ``currentRowChanged(ModelRow | None)``."""
+    """Search, context length, the Hugging Face repo box and the table.
+    ``currentRowChanged(ModelRow | None)``.
+
+    ``endpoint`` (default: huggingface_hub's) and ``header_cache_dir`` (default: the user's
+    cache) are for the repo box; tests point them at a local Hub and a temporary folder.
+    """
 
     currentRowChanged = Signal(object)
 
@@ -503,10 +523,16 @@ class ModelsPanel(QWidget):
         state: WorkbenchState,
         table: ModelsTableModel,
         parent: QWidget | None = None,
+        *,
+        endpoint: str | None = None,
+        header_cache_dir: Path | None = None,
     ) -> None:
         super().__init__(parent)
+        from desktop.ui.hub_box import HubBox  # hub_box needs this module's table type
+
         self._state = state
         self._table = table
+        self._hub_repo = ""  # the repo whose rows the search box was set to show
         self.proxy = ModelsFilterProxy(self)
         self.proxy.setSourceModel(table)
 
@@ -588,10 +614,14 @@ class ModelsPanel(QWidget):
         bar.addSpacing(8)
         bar.addWidget(self.hide_too_large)
 
+        self.hub_box = HubBox(table, self, endpoint=endpoint, header_cache_dir=header_cache_dir)
+        self.hub_box.lookupFinished.connect(self._on_hub_rows)
+
         heading = QHBoxLayout()
         heading.addWidget(title)
         heading.addWidget(self.count_label)
-        heading.addStretch(1)
+        heading.addSpacing(16)
+        heading.addWidget(self.hub_box, 1)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -653,6 +683,26 @@ class ModelsPanel(QWidget):
     def _on_search(self, text: str) -> None:
         self.proxy.set_search(text)
         self._update_count()
+
+    def _on_hub_rows(self, repo_id: str) -> None:
+        """Show a looked-up repo's rows (search for the repo, select the first row); after a
+        clear, drop the search that showed them."""
+        previous, self._hub_repo = self._hub_repo, repo_id
+        if not repo_id:
+            if previous and self.search_box.text() == previous:
+                self.search_box.clear()
+            return
+        if not any(r.source == "remote" and r.repo == repo_id for r in self._table.rows()):
+            return
+        self.search_box.setText(repo_id)
+        if not self._shown_rows_of(repo_id):  # "hide models that don't fit" hid them all
+            self.hide_too_large.setChecked(False)
+        shown = self._shown_rows_of(repo_id)
+        if shown:
+            self.select_location(shown[0].location)
+
+    def _shown_rows_of(self, repo_id: str) -> list[ModelRow]:
+        return [r for r in self.visible_rows() if r.source == "remote" and r.repo == repo_id]
 
     def _on_context_chosen(self, position: int) -> None:
         n_ctx = self.context_combo.itemData(position)

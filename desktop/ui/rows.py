@@ -49,11 +49,17 @@ class ModelRow:
     group: str  # rows of the same model share it
     repo: str | None = None
     file: str | None = None  # file name in the repo (first part of a split file)
+    parts: tuple[str, ...] = field(default=())  # every part of a split file, in order
     path: Path | None = None  # on this computer, when downloaded
     size_exact: bool = True  # False: the catalog has a rounded or estimated size
     publisher: str = ""  # who made the model ("Meta"); the GGUF's uploader is `uploader`
     note: str = ""  # why there is no estimate, or what to know about it
     tags: tuple[str, ...] = field(default=())
+
+    @property
+    def download_files(self) -> tuple[str, ...]:
+        """What to download: every part of a split file, or the one file."""
+        return self.parts or ((self.file,) if self.file else ())
 
     @property
     def is_downloaded(self) -> bool:
@@ -111,7 +117,14 @@ class ModelRow:
 
     @classmethod
     def remote(
-        cls, repo: str, file: str, spec: ModelSpec | None, size_bytes: int | None, *, note: str = ""
+        cls,
+        repo: str,
+        file: str,
+        spec: ModelSpec | None,
+        size_bytes: int | None,
+        *,
+        note: str = "",
+        parts: tuple[str, ...] = (),
     ) -> ModelRow:
         """A file in a Hugging Face repo (``spec`` from its header read over HTTP)."""
         name = (spec.name if spec is not None and spec.name else "") or repo.rsplit(
@@ -128,6 +141,7 @@ class ModelRow:
             group=f"remote:{repo}",
             repo=repo,
             file=file,
+            parts=parts,
             note=note,
         )
 
@@ -184,6 +198,7 @@ def _catalog_row(model: CatalogModel, variant: CatalogVariant) -> ModelRow:
         group=f"catalog:{model.id}",
         repo=variant.repo,
         file=variant.file,
+        parts=variant.files if variant.is_split else (),
         size_exact=variant.size_is_exact,
         publisher=model.publisher,
         note=note,

@@ -1,0 +1,253 @@
+"""The Models tab's Hugging Face repo box against the local Hub test server (real HTTP).
+
+A repo with two synthetic GGUFs (plus a vision projector and half a split set) is looked up
+through the box; the rows must carry exact verdicts from the headers, and the server's byte
+counter must show that only the headers travelled. Errors (a missing repo, a malformed name)
+end as one sentence in the status label. The tests wait for the box's signals, never sleep.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import make_profile
+from PySide6.QtCore import Qt
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))  # hub_server
+
+from hub_server import HubServer, running_hub
+from synth import ACCURACY_MODELS, write_model
+
+from desktop.core.hub import list_gguf_files
+from desktop.ui.hub_box import REPO_FORMAT_MESSAGE, parse_repo_id, read_remote_rows, summary
+from desktop.ui.models_table import ModelsPanel, ModelsTableModel
+from desktop.ui.rows import ModelRow
+from desktop.ui.state import WorkbenchState
+
+REPO = "test/two-GGUF"
+QWEN = "qwen3-Q8_0.gguf"
+LLAMA = "llama-gqa-Q4_0.gguf"
+SIGNAL_MS = 30_000
+
+
+@pytest.fixture(scope="module")
+def model_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("hub-box-models")
+    return {
+        QWEN: write_model(folder / QWEN, ACCURACY_MODELS["qwen3"]),
+        LLAMA: write_model(folder / LLAMA, ACCURACY_MODELS["llama-gqa"]),
+    }
+
+
+@pytest.fixture
+def server(model_files: dict[str, Path]) -> Iterator[HubServer]:
+    with running_hub() as running:
+        for name, path in model_files.items():
+            running.add_file(REPO, name, path)
+        # Not models on their own: listed beside the box, never read.
+        running.add_file(REPO, "mmproj-qwen3-F16.gguf", model_files[QWEN])
+        running.add_file(REPO, "big-Q2_K-00001-of-00002.gguf", model_files[LLAMA])
+        yield running
+
+
+@pytest.fixture
+def state() -> WorkbenchState:
+    workbench = WorkbenchState(n_ctx=4096)
+    workbench.set_real_profile(make_profile())  # a 12 GB RTX 3060, 32 GB of RAM
+    return workbench
+
+
+@pytest.fixture
+def table(state: WorkbenchState) -> ModelsTableModel:
+    return ModelsTableModel(state)
+
+
+@pytest.fixture
+def panel(
+    qtbot: Any, server: HubServer, state: WorkbenchState, table: ModelsTableModel, tmp_path: Path
+) -> ModelsPanel:
+    widget = ModelsPanel(
+        state, table, endpoint=server.url, header_cache_dir=tmp_path / "header-cache"
+    )
+    qtbot.addWidget(widget)
+    # Not shown: the offscreen platform warns about a top-level panel's size hints, and the
+    # keys, the proxy and the selection work the same without a window on screen.
+    return widget
+
+
+def remote_rows(table: ModelsTableModel) -> list[ModelRow]:
+    return [row for row in table.rows() if row.source == "remote"]
+
+
+def look_up(qtbot: Any, panel: ModelsPanel, text: str, signal: str = "lookupFinished") -> Any:
+    box = panel.hub_box
+    box.repo_edit.setText(text)
+    with qtbot.waitSignal(getattr(box, signal), timeout=SIGNAL_MS) as blocker:
+        qtbot.keyClick(box.repo_edit, Qt.Key.Key_Return)
+    return blocker
+
+
+def test_lookup_adds_rows_with_exact_verdicts_from_headers_only(
+    qtbot: Any,
+    panel: ModelsPanel,
+    table: ModelsTableModel,
+    server: HubServer,
+    model_files: dict[str, Path],
+) -> None:
+    statuses: list[str] = []
+    panel.hub_box.statusChanged.connect(statuses.append)
+
+    blocker = look_up(qtbot, panel, REPO)
+
+    assert blocker.args == [REPO]
+    rows = remote_rows(table)
+    assert sorted(row.file for row in rows) == [LLAMA, QWEN]
+    for row in rows:
+        assert row.repo == REPO
+        assert row.spec is not None and row.spec.source == "header"
+        assert row.file_size_bytes == model_files[row.file or ""].stat().st_size
+        index = table.index_of(row.location)
+        assert index is not None
+        assert table.plan_at(index) is not None, "no verdict for a remote row"
+    qwen = next(row for row in rows if row.file == QWEN)
+    assert qwen.spec is not None and qwen.spec.n_layer == ACCURACY_MODELS["qwen3"].n_layer
+
+    # Only the headers crossed the wire: far less than the files themselves.
+    total = sum(path.stat().st_size for path in model_files.values())
+    assert 0 < server.bytes_sent < total / 4, (server.bytes_sent, total)
+
+    # The rows are shown and one is selected; the left-out files are named.
+    assert panel.search_box.text() == REPO
+    assert {row.location for row in panel.visible_rows()} == {row.location for row in rows}
+    current = panel.current_row()
+    assert current is not None and current.source == "remote"
+    assert statuses[:2] == [f"Looking up {REPO}…", f"Reading 2 headers from {REPO}…"]
+    status = panel.hub_box.status_label.text()
+    assert status == statuses[-1]
+    assert "2 files from test/two-GGUF" in status
+    assert "mmproj-qwen3-F16.gguf (vision projector)" in status
+    assert "big-Q2_K.gguf (only 1 of 2 parts)" in status
+
+
+def test_missing_repo_shows_a_sentence(
+    qtbot: Any, panel: ModelsPanel, table: ModelsTableModel
+) -> None:
+    blocker = look_up(qtbot, panel, "test/nothing-here", "lookupFailed")
+
+    message = blocker.args[0]
+    assert "There is no model 'test/nothing-here' on Hugging Face" in message
+    assert panel.hub_box.status_label.text() == message
+    assert "Traceback" not in message
+    assert remote_rows(table) == []
+
+
+def test_gated_repo_shows_a_sentence(qtbot: Any, panel: ModelsPanel, server: HubServer) -> None:
+    server.faults.status[REPO] = (403, "GatedRepo")
+    blocker = look_up(qtbot, panel, REPO, "lookupFailed")
+    assert "gated" in blocker.args[0]
+
+
+def test_malformed_name_is_refused_without_a_request(
+    qtbot: Any, panel: ModelsPanel, server: HubServer
+) -> None:
+    blocker = look_up(qtbot, panel, "notarepo", "lookupFailed")
+
+    assert blocker.args == [REPO_FORMAT_MESSAGE]
+    assert panel.hub_box.status_label.text() == REPO_FORMAT_MESSAGE
+    assert server.requests == 0
+
+
+def test_second_lookup_replaces_and_empty_box_clears(
+    qtbot: Any, panel: ModelsPanel, table: ModelsTableModel, server: HubServer
+) -> None:
+    catalog_twin = ModelRow(
+        name="Qwen3 (catalog)",
+        params=None,
+        quant="Q8_0",
+        file_size_bytes=1,
+        source="catalog",
+        spec=None,
+        location=f"{REPO}:{QWEN}",
+        group="catalog:qwen3",
+        repo=REPO,
+        file=QWEN,
+    )
+    table.set_rows([catalog_twin])
+    server.add_file("test/other-GGUF", QWEN, server.repos[REPO].files[QWEN].source)
+
+    look_up(qtbot, panel, f"https://huggingface.co/{REPO}/tree/main")
+    assert len(remote_rows(table)) == 2
+    # The exact remote row stands in for the catalog row of the same file.
+    assert [row.source for row in table.rows() if row.file == QWEN] == ["remote"]
+
+    look_up(qtbot, panel, "test/other-GGUF")
+    assert [(row.repo, row.file) for row in remote_rows(table)] == [("test/other-GGUF", QWEN)]
+    assert panel.search_box.text() == "test/other-GGUF"
+
+    blocker = look_up(qtbot, panel, "")
+    assert blocker.args == [""]
+    assert remote_rows(table) == []
+    assert panel.search_box.text() == ""
+    assert panel.hub_box.status_label.text() == ""
+    # The catalog row the lookup had covered is back.
+    assert [row.source for row in table.rows()] == ["catalog"]
+
+
+def test_unreadable_headers_and_the_read_cap(
+    server: HubServer, model_files: dict[str, Path], tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken-Q4_K_M.gguf"
+    broken.write_bytes(b"<!doctype html><html>Sign in to continue</html>" * 100)
+    server.add_file(REPO, broken.name, broken)
+    models = list_gguf_files(REPO, endpoint=server.url)
+    cache = tmp_path / "header-cache"
+
+    found = read_remote_rows(REPO, models, endpoint=server.url, cache_dir=cache)
+    by_file = {row.file: row for row in found.rows}
+    assert set(by_file) == {broken.name, LLAMA, QWEN}
+    assert by_file[broken.name].spec is None
+    assert by_file[broken.name].note.startswith("Could not read its header:")
+    assert len(found.failed) == 1
+    assert "1 header was unreadable" in summary(found)
+
+    capped = read_remote_rows(REPO, models, endpoint=server.url, cache_dir=cache, max_reads=1)
+    assert capped.unread == 2
+    assert "Read the first header; 2 more have no estimate" in summary(capped)
+    assert [row.spec is not None for row in capped.rows] == [False, False, False]  # broken first
+    assert all("was not read" in row.note for row in capped.rows[1:])
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("bartowski/Qwen_Qwen3-8B-GGUF", "bartowski/Qwen_Qwen3-8B-GGUF"),
+        ("  owner/name  ", "owner/name"),
+        ("https://huggingface.co/owner/name/blob/main/x.gguf", "owner/name"),
+        ("huggingface.co/owner/name", "owner/name"),
+        ("notarepo", None),
+        ("owner/", None),
+        ("a/b/c", None),
+        ("owner/na--me", None),
+        ("owner/name with space", None),
+        ("https://example.com/owner/name", None),
+    ],
+)
+def test_parse_repo_id(text: str, expected: str | None) -> None:
+    assert parse_repo_id(text) == expected
+
+
+def test_a_split_remote_file_downloads_every_part() -> None:
+    row = ModelRow.remote(
+        "someone/big-GGUF",
+        "big-00001-of-00002.gguf",
+        None,
+        10,
+        parts=("big-00001-of-00002.gguf", "big-00002-of-00002.gguf"),
+    )
+    assert row.download_files == ("big-00001-of-00002.gguf", "big-00002-of-00002.gguf")
+    single = ModelRow.remote("someone/small-GGUF", "small.gguf", None, 5)
+    assert single.download_files == ("small.gguf",)
