@@ -542,6 +542,9 @@ class _Prepared:
             return out
 
         self.total = prefix([g.total for g in self.layers])
+        self.largest_layer = [0]  # largest block among blocks 0..k-1
+        for g in self.layers:
+            self.largest_layer.append(max(self.largest_layer[-1], g.total))
         self.cuda = prefix([g.aligned_cuda for g in self.layers])
         self.repack = prefix([g.repack_aligned for g in self.layers])
         self.aligned = prefix([g.aligned_cpu for g in self.layers])
@@ -742,8 +745,13 @@ def _gpu_plan(
     hi: int,
     has_output: bool,
     buffers: list[Buffer] | None,
+    offload_copies: int = 0,
 ) -> DevicePlan:
-    """One GPU holding blocks lo..hi-1 (and the output layer when `has_output`)."""
+    """One GPU holding blocks lo..hi-1 (and the output layer when `has_output`).
+
+    ``offload_copies``: bytes of CPU-resident weights this GPU copies in to run their large
+    matmuls itself (see :func:`_offload_copy_bytes`); they live in its compute buffer.
+    """
     n_layers = hi - lo
     if gpu.kind == "cuda":
         weights = prep.cuda[hi] - prep.cuda[lo] + (prep.output.aligned_cuda if has_output else 0)
@@ -755,6 +763,7 @@ def _gpu_plan(
     rs = _range_recurrent(prep, settings, lo, hi)
     used = n_layers > 0 or has_output
     compute = _compute_bytes(prep, settings, n_layers, has_output, False) if used else 0
+    compute += offload_copies if used else 0
     if buffers is not None:
         name = f"{gpu.kind.upper()}{index}"
         for component, size in (
@@ -855,32 +864,71 @@ def _placement(
     return min(i_gpu_start, n_layer), ranges
 
 
+#: GPU backends with a pinned host buffer type. When one is present llama.cpp puts CPU-side
+#: weights in that host buffer type (swapped for the plain CPU type under mmap), which comes
+#: before the CPU's repack type in its list, so nothing is repacked (llama-model.cpp
+#: make_cpu_buft_list, llama-model-loader.cpp "avoid using a host buffer when using mmap"). The
+#: same backends offload big CPU matmuls to themselves (ggml-backend.cpp, op_offload).
+HOST_BUFFER_BACKENDS = frozenset({"cuda", "vulkan", "rocm", "sycl"})
+#: ggml-cuda offloads an op on CPU weights when its batch is at least this
+#: (GGML_OP_OFFLOAD_MIN_BATCH).
+OP_OFFLOAD_MIN_BATCH = 32
+
+
+def _split_devices(
+    spec: ModelSpec, devices: Sequence[Device]
+) -> tuple[list[Device], Device, _Prepared]:
+    gpus = [d for d in devices if d.is_gpu]
+    cpu = next((d for d in devices if not d.is_gpu), Device("CPU", "cpu", 0, None))
+    host_gpu = any(g.kind in HOST_BUFFER_BACKENDS for g in gpus)
+    return gpus, cpu, _prepared(spec, () if host_gpu else cpu.cpu_features)
+
+
+def _offload_copy_bytes(
+    prep: _Prepared, settings: Settings, gpu: Device, n_cpu: int, cpu_has_output: bool
+) -> int:
+    """Weights of CPU layers copied into the first GPU's compute buffer for prompt batches.
+
+    With op_offload (llama.cpp's default) the scheduler runs a matmul whose weight sits in a
+    host buffer on the first GPU when the batch is big enough, copying the weight in as an
+    input of that split. The copies of one split live together: one block's weights, or the
+    output matrix when the output layer stayed on the CPU. Taken from llama.cpp's source
+    (ggml-backend.cpp ggml_backend_sched_backend_id_from_cur); not yet measured on a GPU.
+    """
+    if gpu.kind not in HOST_BUFFER_BACKENDS:
+        return 0
+    if min(settings.n_ubatch, settings.n_batch) < OP_OFFLOAD_MIN_BATCH:
+        return 0
+    largest = prep.largest_layer[n_cpu]
+    if cpu_has_output:
+        largest = max(largest, prep.output.total)
+    return largest
+
+
 def plan_memory(
     spec: ModelSpec, settings: Settings, devices: Sequence[Device], n_gpu_layers: int
 ) -> tuple[list[DevicePlan], list[Buffer]]:
     """Memory per device with exactly `n_gpu_layers` offloaded (0..n_layer+1)."""
-    gpus = [d for d in devices if d.is_gpu]
-    cpu = next((d for d in devices if not d.is_gpu), Device("CPU", "cpu", 0, None))
-    prep = _prepared(spec, cpu.cpu_features)
+    gpus, cpu, prep = _split_devices(spec, devices)
     n_cpu, ranges = _placement(spec, gpus, n_gpu_layers)
-    buffers: list[Buffer] = []
-    plans = [
-        _gpu_plan(prep, settings, gpu, i, lo, hi, has_out, buffers)
-        for i, (gpu, (lo, hi, has_out)) in enumerate(zip(gpus, ranges, strict=True))
-    ]
     cpu_has_output = not any(r[2] for r in ranges)
+    buffers: list[Buffer] = []
+    plans = []
+    for i, (gpu, (lo, hi, has_out)) in enumerate(zip(gpus, ranges, strict=True)):
+        copies = _offload_copy_bytes(prep, settings, gpu, n_cpu, cpu_has_output) if i == 0 else 0
+        plans.append(_gpu_plan(prep, settings, gpu, i, lo, hi, has_out, buffers, copies))
     plans.append(_cpu_plan(prep, settings, cpu, n_cpu, cpu_has_output, buffers))
     return plans, buffers
 
 
 def _gpus_fit(spec: ModelSpec, settings: Settings, devices: Sequence[Device], n: int) -> bool:
     """Whether `n` offloaded layers fit on every GPU (no Plan objects: this runs in loops)."""
-    gpus = [d for d in devices if d.is_gpu]
-    cpu = next((d for d in devices if not d.is_gpu), None)
-    prep = _prepared(spec, cpu.cpu_features if cpu else ())
-    _, ranges = _placement(spec, gpus, n)
+    gpus, _, prep = _split_devices(spec, devices)
+    n_cpu, ranges = _placement(spec, gpus, n)
+    cpu_has_output = not any(r[2] for r in ranges)
     for i, (gpu, (lo, hi, has_out)) in enumerate(zip(gpus, ranges, strict=True)):
-        if not _gpu_plan(prep, settings, gpu, i, lo, hi, has_out, None).fits:
+        copies = _offload_copy_bytes(prep, settings, gpu, n_cpu, cpu_has_output) if i == 0 else 0
+        if not _gpu_plan(prep, settings, gpu, i, lo, hi, has_out, None, copies).fits:
             return False
     return True
 
@@ -938,9 +986,7 @@ def predict_speed(
     backend's efficiency, one after the other. Prompt processing does 2 FLOPs per active
     weight per token at the device's FLOPS times the backend's compute efficiency.
     """
-    gpus = [d for d in devices if d.is_gpu]
-    cpu = next((d for d in devices if not d.is_gpu), Device("CPU", "cpu", 0, None))
-    prep = _prepared(spec, cpu.cpu_features)
+    gpus, cpu, prep = _split_devices(spec, devices)
     n_cpu, ranges = _placement(spec, gpus, n_gpu_layers)
     layer_total = prep.total[-1] or 1
     active_layers = spec.active_weight_bytes_per_token - spec.output_weight_bytes

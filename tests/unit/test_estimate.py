@@ -343,3 +343,24 @@ def test_repacking_follows_the_build_not_the_cpu_flags() -> None:
         {"cpu": {"features": ["neon", "dotprod"]}, "memory": {"total_bytes": GIB}}
     )
     assert "Q6_K" in repack_rules(build_cpu_features(unknown_build))  # ARM dot-product kernels
+
+
+def test_gpu_builds_do_not_repack_and_copy_cpu_weights_for_prompts(
+    big_specs: dict[str, ModelSpec],
+) -> None:
+    """llama.cpp with a CUDA device: CPU weights in the (mapped) host buffer, never repacked;
+    big prompt batches run CPU-layer matmuls on the GPU, whose compute buffer holds the copies."""
+    spec = big_specs["llama8b"]  # Q4_K weights: repacked on an AVX2 CPU-only build
+    cpu = Device("CPU", "cpu", 64 * GIB, 60 * 10**9, 5e11, cpu_features=("avx2",))
+    gpu = Device("GPU", "cuda", 6 * GIB, 448 * 10**9, 3e13)
+    _, cpu_only = plan_memory(spec, Settings(), [cpu], 0)
+    assert any(b.device == "CPU_REPACK" for b in cpu_only)
+    partial, with_gpu = plan_memory(spec, Settings(), [gpu, cpu], 20)
+    assert not any(b.device == "CPU_REPACK" for b in with_gpu)
+    # The output layer stayed on the CPU: its matrix is the biggest copy the GPU makes.
+    full, _ = plan_memory(spec, Settings(), [gpu, cpu], 33)
+    output = spec.output_bytes
+    small_batch, _ = plan_memory(spec, Settings(n_ubatch=16, n_batch=16), [gpu, cpu], 20)
+    assert partial[0].compute_bytes >= output
+    assert small_batch[0].compute_bytes < output  # batches under 32 stay on the CPU
+    assert full[0].compute_bytes < partial[0].compute_bytes  # nothing left on the CPU to copy
