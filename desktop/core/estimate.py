@@ -921,10 +921,9 @@ def plan_memory(
     return plans, buffers
 
 
-def _gpus_fit(spec: ModelSpec, settings: Settings, devices: Sequence[Device], n: int) -> bool:
+def _gpus_fit(prep: _Prepared, gpus: Sequence[Device], settings: Settings, n: int) -> bool:
     """Whether `n` offloaded layers fit on every GPU (no Plan objects: this runs in loops)."""
-    gpus, _, prep = _split_devices(spec, devices)
-    n_cpu, ranges = _placement(spec, gpus, n)
+    n_cpu, ranges = _placement(prep.spec, gpus, n)
     cpu_has_output = not any(r[2] for r in ranges)
     for i, (gpu, (lo, hi, has_out)) in enumerate(zip(gpus, ranges, strict=True)):
         copies = _offload_copy_bytes(prep, settings, gpu, n_cpu, cpu_has_output) if i == 0 else 0
@@ -935,14 +934,15 @@ def _gpus_fit(spec: ModelSpec, settings: Settings, devices: Sequence[Device], n:
 
 def max_gpu_layers(spec: ModelSpec, settings: Settings, devices: Sequence[Device]) -> int:
     """The most layers (output layer included) that fit on the GPUs, 0 when none do."""
-    if not any(d.is_gpu for d in devices):
+    gpus, _, prep = _split_devices(spec, devices)
+    if not gpus:
         return 0
     lo, hi = 0, spec.n_layer + 1
-    if _gpus_fit(spec, settings, devices, hi):
+    if _gpus_fit(prep, gpus, settings, hi):
         return hi
     while lo < hi - 1:  # invariant: lo fits (0 always does), hi does not
         mid = (lo + hi) // 2
-        if _gpus_fit(spec, settings, devices, mid):
+        if _gpus_fit(prep, gpus, settings, mid):
             lo = mid
         else:
             hi = mid
@@ -951,13 +951,14 @@ def max_gpu_layers(spec: ModelSpec, settings: Settings, devices: Sequence[Device
 
 def max_ctx_full_gpu(spec: ModelSpec, settings: Settings, devices: Sequence[Device]) -> int | None:
     """Largest context (multiple of 256, up to the trained length) with every layer on GPU."""
-    if not any(d.is_gpu for d in devices):
+    gpus, _, prep = _split_devices(spec, devices)
+    if not gpus:
         return None
     full = spec.n_layer + 1
     limit = padded_ctx(max(spec.n_ctx_train, CTX_PAD))
 
     def fits(n_ctx: int) -> bool:
-        return _gpus_fit(spec, _with_ctx(settings, n_ctx), devices, full)
+        return _gpus_fit(prep, gpus, _with_ctx(settings, n_ctx), full)
 
     if not fits(CTX_PAD):
         return 0
