@@ -300,12 +300,13 @@ class _Handler(BaseHTTPRequestHandler):
         body = json.dumps(
             {"id": repo.repo_id, "sha": repo.commit, "private": False, "siblings": siblings}
         ).encode()
+        # Counted before answering: the client may check the count the moment it has the answer.
+        self._record(200, 0)
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
-        self._record(200, 0)
 
     def _resolve(self, repo_id: str, revision: str, file_path: str, *, head: bool) -> None:
         repo = self._repo(repo_id, revision)
@@ -325,18 +326,19 @@ class _Handler(BaseHTTPRequestHandler):
         if cdn is None:
             self._send_file(file, head=head, extra={**hub_headers, "ETag": f'"{file.sha256}"'})
             return
+        self._record(302, 0)
         self.send_response(302)
         for key, value in hub_headers.items():
             self.send_header(key, value)
         self.send_header("Location", f"{cdn}/cdn/{file.sha256}")
         self.send_header("Content-Length", "0")
         self.end_headers()
-        self._record(302, 0)
 
     # -- responses ----------------------------------------------------------
 
     def _error(self, status: int, code: str | None, extra: dict[str, str]) -> None:
         body = json.dumps({"error": f"{status} {code or ''}".strip()}).encode()
+        self._record(status, 0)
         self.send_response(status)
         if code:
             self.send_header("X-Error-Code", code)
@@ -347,7 +349,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
-        self._record(status, 0)
 
     def _send_file(self, file: HubFile, *, head: bool, extra: dict[str, str]) -> None:
         faults = self.server.hub.faults
@@ -363,6 +364,10 @@ class _Handler(BaseHTTPRequestHandler):
                 self._error(416, None, {"Content-Range": f"bytes */{size}"})
                 return
             status = 206
+        if head:
+            self._record(status, 0)
+        else:
+            self.server.hub.sending(+1)  # before the client can see anything of the answer
         self.send_response(status)
         for key, value in extra.items():
             self.send_header(key, value)
@@ -373,10 +378,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
         self.end_headers()
         if head:
-            self._record(status, 0)
             return
         sent = 0
-        self.server.hub.sending(+1)
         try:
             with file.source.open("rb") as data:
                 data.seek(start)
