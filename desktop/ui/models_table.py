@@ -21,6 +21,7 @@ from typing import Any
 
 from PySide6.QtCore import (
     QAbstractTableModel,
+    QEvent,
     QItemSelectionModel,
     QModelIndex,
     QObject,
@@ -29,7 +30,7 @@ from PySide6.QtCore import (
     Qt,
     Signal,
 )
-from PySide6.QtGui import QFont, QPalette
+from PySide6.QtGui import QFont, QKeyEvent, QPalette
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -552,6 +553,10 @@ class ModelsPanel(QWidget):
             QLineEdit.ActionPosition.LeadingPosition,
         )
         self.search_box.textChanged.connect(self._on_search)
+        # Down (or Enter) in the search box moves into the results, as in a browser's address
+        # bar, so a model can be found and picked without the mouse.
+        self.search_box.installEventFilter(self)
+        self.search_box.returnPressed.connect(self._enter_results)
 
         self.context_combo = QComboBox(self)
         self.context_combo.setAccessibleName("Context length")
@@ -644,6 +649,25 @@ class ModelsPanel(QWidget):
     @property
     def table(self) -> ModelsTableModel:
         return self._table
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if (
+            watched is self.search_box
+            and event.type() == QEvent.Type.KeyPress
+            and isinstance(event, QKeyEvent)
+            and event.key() == Qt.Key.Key_Down
+        ):
+            self._enter_results()
+            return True
+        return super().eventFilter(watched, event)
+
+    def _enter_results(self) -> None:
+        """Focus the table and select its first row (keeping a selection already there)."""
+        if self.proxy.rowCount() == 0:
+            return
+        self.view.setFocus(Qt.FocusReason.TabFocusReason)
+        if not self.view.selectionModel().hasSelection():
+            self.view.selectRow(0)
 
     def focus_search(self) -> None:
         self.search_box.setFocus(Qt.FocusReason.ShortcutFocusReason)

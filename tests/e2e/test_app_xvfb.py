@@ -120,10 +120,10 @@ def test_every_screen_in_a_real_window(x_display: str, tmp_path: Path) -> None:
         _run(["xdotool", "windowfocus", "--sync", window], env)  # no window manager here
         shots = [_screenshot("1-models", env)]
         _run(["xdotool", "key", "--window", window, "ctrl+f"], env)
-        _run(["xdotool", "type", "--window", window, "--delay", "20", "gemma 3"], env)
+        _run(["xdotool", "type", "--window", window, "--delay", "20", "gemma 3 270m"], env)
         time.sleep(1.0)  # the filter applies on the next event-loop turn; nothing to wait on
-        _run(["xdotool", "key", "--window", window, "Down"], env)
-        time.sleep(0.5)
+        _run(["xdotool", "key", "--window", window, "Down"], env)  # into the results: selects
+        time.sleep(0.8)
         shots.append(_screenshot("2-models-search", env))
         for number, name in ((2, "3-chat"), (3, "4-monitor"), (4, "5-downloads")):
             _run(["xdotool", "key", "--window", window, f"alt+{number}"], env)

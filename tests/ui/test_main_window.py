@@ -13,6 +13,7 @@ import pytest
 from conftest import GIB, WindowFactory, find_row, make_profile
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QPalette
+from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QLabel, QWidget
 
 from desktop.core.estimate import Verdict
@@ -518,3 +519,14 @@ def test_dark_palette_renders_readably(
     banner_image = banner.grab().toImage()
     centre = banner_image.pixelColor(banner_image.width() - 20, banner_image.height() // 2)
     assert centre.lightness() < 128  # a dark banner in a dark theme, not a glaring one
+
+
+def test_down_from_the_search_box_picks_the_first_result(make_window: WindowFactory) -> None:
+    window = make_window(make_profile())
+    panel = window.models_panel
+    panel.search_box.setText("Qwen3 8B")
+    panel.search_box.setFocus()
+    QTest.keyClick(panel.search_box, Qt.Key.Key_Down)
+    row = panel.current_row()
+    assert row is not None and row.name == "Qwen3 8B"
+    assert window.detail_pane.name_label.text().startswith("Qwen3 8B")
