@@ -171,25 +171,22 @@ def write_header_only(path: Path, m: SynthModel) -> Path:
     For estimator tests of models far bigger than this machine could write (an 8B or 14B
     shape): the reader sees a valid file of the true size, and no byte of data is stored.
     """
+    alignment = 32  # GGUF's default: each tensor's data starts on a multiple of it
     writer = gguf.GGUFWriter(str(path), m.arch)
     _add_metadata(writer, m)
+    total = 0
     for name, shape, type_name in _tensor_shapes(m):
         qtype = QT[type_name]
         block, type_size = gguf.GGML_QUANT_SIZES[qtype]
         n_bytes = int(np.prod(shape)) // block * type_size
         byte_shape = (*shape[:-1], shape[-1] // block * type_size)
         writer.add_tensor_info(name, byte_shape, np.dtype(np.uint8), n_bytes, raw_dtype=qtype)
+        total += (n_bytes + alignment - 1) // alignment * alignment
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_ti_data_to_file()
     writer.close()
-    alignment = 32
     data_start = (path.stat().st_size + alignment - 1) // alignment * alignment
-    total = 0
-    for _, shape, type_name in _tensor_shapes(m):
-        block, type_size = gguf.GGML_QUANT_SIZES[QT[type_name]]
-        n_bytes = int(np.prod(shape)) // block * type_size
-        total += (n_bytes + alignment - 1) // alignment * alignment
     with open(path, "r+b") as f:
         f.truncate(data_start + total)
     return path
