@@ -22,6 +22,7 @@ import os
 import sys
 import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -291,6 +292,69 @@ def _wire_panels(
     window.downloadRequested.connect(on_download)
 
 
+@dataclass
+class Workbench:
+    """Everything the window is made of, wired together (see :func:`assemble`)."""
+
+    state: Any
+    table: Any
+    window: Any
+    engine: Any
+    history: Any
+    monitor: Any
+    downloads: Any
+    chat: Any
+    plots: Any
+
+
+def assemble(
+    settings: Any, settings_path: Path | None, *, history_path: Path | None = None
+) -> Workbench:
+    """Build the window with its chat, live monitor and downloads, connected to one engine.
+
+    Needs a QApplication. Starts nothing: the caller starts the monitor and the background
+    work; ``engine.shutdown()`` etc. are the caller's too (main() does both).
+    """
+    from desktop.core.gpu_specs import GpuSpecError, load_gpu_specs
+    from desktop.core.history import ChatHistory
+    from desktop.services.download_manager import DownloadManager
+    from desktop.services.engine_client import EngineClient
+    from desktop.services.monitor import Monitor
+    from desktop.ui.chat_panel import ChatPanel
+    from desktop.ui.downloads_panel import DownloadsPanel
+    from desktop.ui.main_window import MainWindow
+    from desktop.ui.models_table import ModelsTableModel
+    from desktop.ui.monitor_panel import MonitorPanel
+    from desktop.ui.state import WorkbenchState
+
+    state = WorkbenchState(n_ctx=settings.n_ctx, reserve_bytes=settings.vram_reserve_bytes)
+    table = ModelsTableModel(state)
+    try:
+        gpu_specs = load_gpu_specs()
+    except GpuSpecError as exc:
+        log.warning("GPU table unavailable: %s", exc)
+        gpu_specs = []
+    engine = EngineClient()
+    window = MainWindow(
+        state,
+        table,
+        gpu_specs=gpu_specs,
+        settings=settings,
+        settings_path=settings_path,
+        engine=engine,
+    )
+    history = ChatHistory(history_path)
+    monitor = Monitor(window)
+    downloads = DownloadManager(window)
+    chat = ChatPanel(engine, history)
+    plots = MonitorPanel(monitor)
+    window.set_chat_widget(chat)
+    window.set_monitor_widget(plots)
+    window.set_downloads_widget(DownloadsPanel(downloads))
+    _wire_panels(window, state, engine, monitor, downloads, chat, plots)
+    return Workbench(state, table, window, engine, history, monitor, downloads, chat, plots)
+
+
 def main() -> int:
     """Open the window; return the exit status."""
     if sys.version_info < MIN_PYTHON:
@@ -316,49 +380,21 @@ def main() -> int:
 
     from PySide6.QtCore import QThreadPool
 
-    from desktop.core.gpu_specs import GpuSpecError, load_gpu_specs
-    from desktop.core.history import ChatHistory
     from desktop.core.settings import default_settings_path, load_settings
-    from desktop.services.download_manager import DownloadManager
-    from desktop.services.engine_client import EngineClient
-    from desktop.services.monitor import Monitor
     from desktop.services.tasks import run_in_thread
-    from desktop.ui.chat_panel import ChatPanel
-    from desktop.ui.downloads_panel import DownloadsPanel
-    from desktop.ui.main_window import MainWindow
-    from desktop.ui.models_table import ModelsTableModel
-    from desktop.ui.monitor_panel import MonitorPanel
-    from desktop.ui.state import WorkbenchState
 
     settings_path = Path(os.environ.get("LLMW_SETTINGS") or default_settings_path())
     settings = load_settings(settings_path)
-    state = WorkbenchState(n_ctx=settings.n_ctx, reserve_bytes=settings.vram_reserve_bytes)
-    table = ModelsTableModel(state)
-    table.set_loading(True)
-    try:
-        gpu_specs = load_gpu_specs()
-    except GpuSpecError as exc:
-        log.warning("GPU table unavailable: %s", exc)
-        gpu_specs = []
-    engine = EngineClient()
-    window = MainWindow(
-        state,
-        table,
-        gpu_specs=gpu_specs,
-        settings=settings,
-        settings_path=settings_path,
-        engine=engine,
+    parts = assemble(settings, settings_path)
+    state, table, window = parts.state, parts.table, parts.window
+    engine, monitor, downloads, history = (
+        parts.engine,
+        parts.monitor,
+        parts.downloads,
+        parts.history,
     )
+    table.set_loading(True)
     reporter.parent = window
-    history = ChatHistory()
-    monitor = Monitor(window)
-    downloads = DownloadManager(window)
-    chat = ChatPanel(engine, history)
-    plots = MonitorPanel(monitor)
-    window.set_chat_widget(chat)
-    window.set_monitor_widget(plots)
-    window.set_downloads_widget(DownloadsPanel(downloads))
-    _wire_panels(window, state, engine, monitor, downloads, chat, plots)
     monitor.start()
 
     pending = {"catalog", "hardware", "library"}

@@ -343,9 +343,16 @@ class LoadPanel(QWidget):
             self.context_combo.addItem(f"{context_label(trained)} tokens (trained)", trained)
         wanted = min(self._state.n_ctx, trained)
         position = self.context_combo.findData(wanted)
-        self.context_combo.setCurrentIndex(
-            position if position >= 0 else self.context_combo.count() - 1
-        )
+        if position < 0:
+            # A context from the settings that is not one of the choices: offer it as it is
+            # rather than jumping to the largest, which could need far more memory.
+            position = sum(
+                1
+                for i in range(self.context_combo.count())
+                if self.context_combo.itemData(i) < wanted
+            )
+            self.context_combo.insertItem(position, f"{context_label(wanted)} tokens", wanted)
+        self.context_combo.setCurrentIndex(position)
         self.context_combo.blockSignals(blocked)
         blocked = self.layers_slider.blockSignals(True)
         self.layers_slider.setRange(0, spec.offloadable_layers)
