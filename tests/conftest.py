@@ -7,6 +7,7 @@ locally. The README's test command and CI always run them.
 from __future__ import annotations
 
 import os
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,10 @@ from real_models import gemma_file
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # Keep tests off the network and out of the person's own caches and settings.
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+# The app's database (chat history and the measured runs that calibrate speed predictions)
+# lives in the user data folder: a test's bench of a tiny model must not calibrate the
+# person's (or the developer's) real machine. One folder per test session.
+os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="llmw-test-data-")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
