@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,17 +30,12 @@ from PySide6.QtCore import (
     SignalInstance,
 )
 
+from desktop.core import crash
 from desktop.engine import protocol as p
 from desktop.engine.runner import STDERR_TAIL_LINES, worker_command, worker_environment
 from desktop.services.signals import emit
 
 DEFAULT_STOP_TIMEOUT_MS = 2000
-
-# Windows reports a crash as an NTSTATUS exit code; abort() exits with 3.
-_WIN_ACCESS_VIOLATION = 0xC0000005
-_WIN_ILLEGAL_INSTRUCTION = 0xC000001D
-_WIN_STACK_BUFFER_OVERRUN = 0xC0000409  # also what abort() becomes with /GS fast-fail
-_WIN_ABORT_EXIT = 3
 
 _PORTABLE_BUILD_FIX = (
     "Install the portable build of llama-cpp-python: "
@@ -77,33 +71,26 @@ def explain_exit(
     reports NTSTATUS codes; both are understood too. ``activity`` says what the
     worker was doing ("while loading model.gguf"), ``stderr_tail`` is its last output.
     """
-    signum: int | None = exit_code if crashed else None
-    if not crashed and 128 < exit_code < 160:
-        signum = exit_code - 128
-    windows_code = exit_code & 0xFFFFFFFF
+    cause = crash.exit_cause(exit_code, crashed=crashed)
     during = f" {activity}" if activity else ""
     said = _last_words(stderr_tail)
     quoted = f' It said: "{said}".' if said else ""
 
-    if signum == signal.SIGILL or windows_code == _WIN_ILLEGAL_INSTRUCTION:
+    if cause.kind == crash.ILLEGAL_INSTRUCTION:
         return CrashExplanation(
             "illegal_instruction",
             f"The model worker stopped on an illegal instruction{during}: this llama.cpp build "
             "uses CPU instructions your processor lacks.",
             _PORTABLE_BUILD_FIX,
         )
-    if signum == signal.SIGKILL:
+    if cause.kind == crash.KILLED:
         return CrashExplanation(
             "killed",
             f"The model worker was killed{during}, most likely by the operating system "
             "because the computer ran out of memory.",
             _MEMORY_FIX,
         )
-    if (
-        signum == signal.SIGABRT
-        or windows_code == _WIN_STACK_BUFFER_OVERRUN
-        or (not crashed and exit_code == _WIN_ABORT_EXIT and _is_windows())
-    ):
+    if cause.kind == crash.ABORTED:
         return CrashExplanation(
             "aborted",
             f"llama.cpp aborted the model worker{during}.{quoted}",
@@ -111,7 +98,7 @@ def explain_exit(
             "smaller context (running out of GPU memory aborts llama.cpp), or update "
             "llama-cpp-python.",
         )
-    if signum == signal.SIGSEGV or windows_code == _WIN_ACCESS_VIOLATION:
+    if cause.kind == crash.SEGFAULT:
         return CrashExplanation(
             "segfault",
             f"The model worker crashed with a memory access error{during}: a bug in "
@@ -119,15 +106,15 @@ def explain_exit(
             "Load the model again. If it crashes again, download the file again from a "
             "source you trust, or update llama-cpp-python.",
         )
-    if hasattr(signal, "SIGBUS") and signum == signal.SIGBUS:
+    if cause.kind == crash.BUS_ERROR:
         return CrashExplanation(
             "bus_error",
             f"The model worker crashed reading the model file{during}: the file was probably "
             "changed, moved or cut short while in use.",
             "Leave the file in place while it is loaded, then load it again.",
         )
-    if signum is not None:
-        name = _signal_name(signum)
+    if cause.signal_number is not None:
+        name = f"the signal {cause.signal_name or cause.signal_number}"
         return CrashExplanation(
             "signal",
             f"The model worker was ended by {name}{during}.",
@@ -138,19 +125,6 @@ def explain_exit(
         f"The model worker quit unexpectedly with status {exit_code}{during}.{quoted}",
         "Load the model again. If it keeps happening, the worker's log has the details.",
     )
-
-
-def _signal_name(signum: int) -> str:
-    try:
-        return f"the signal {signal.Signals(signum).name}"
-    except ValueError:
-        return f"the signal {signum}"
-
-
-def _is_windows() -> bool:
-    import sys
-
-    return sys.platform == "win32"
 
 
 def _last_words(stderr_tail: str) -> str:
