@@ -448,6 +448,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from desktop.engine.worker import main as worker_main
 
         return worker_main()
+    if args_list[:1] == ["--probe-backends"]:  # the frozen app's backend probe
+        from desktop.engine.probe import main as probe_main
+
+        return probe_main()
     parser = build_parser()
     args = parser.parse_args(args_list)
     if args.self_test is not None:

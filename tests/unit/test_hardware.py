@@ -14,6 +14,7 @@ import importlib.util
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -26,14 +27,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from desktop.core import hardware
 from desktop.core.hardware import (
     GPU_VENDORS,
+    NON_OFFLOAD_BACKENDS,
     BackendInfo,
     CpuInfo,
     GpuInfo,
     HardwareProfile,
     MemoryInfo,
+    Nvml,
     apple_recommended_working_set,
     cached_ram_bandwidth,
     detect,
@@ -46,6 +48,9 @@ from desktop.core.hardware import (
     probe_sysfs_gpus,
     summary_lines,
 )
+from desktop.core.hardware import backends as hardware_backends
+from desktop.core.hardware import memory as hardware_memory
+from desktop.core.hardware.detect import _backend_warnings
 from desktop.core.units import GIB, MIB, format_bandwidth, format_bytes
 
 # --------------------------------------------------------------------------
@@ -420,6 +425,47 @@ def test_unexpected_exceptions_never_escape_and_shutdown_always_runs() -> None:
     assert "OSError" in notes[0]
 
 
+class ProcessNvml(FakeNvml):
+    """FakeNvml whose GPUs list processes: ``procs`` is [(pid, used bytes or None)] or an Err."""
+
+    def nvmlDeviceGetComputeRunningProcesses(self, handle: int) -> list[SimpleNamespace]:
+        procs = self._field(handle, "procs")
+        return [SimpleNamespace(pid=pid, usedGpuMemory=used) for pid, used in procs]
+
+
+def test_nvml_wrapper_per_process_vram_is_none_unless_reported() -> None:
+    me, other = 4242, 7
+    fake = ProcessNvml(
+        [
+            rtx_4090(procs=[(me, 2 * GIB), (other, 1 * GIB)]),
+            rtx_4090(procs=[(other, 1 * GIB)]),  # no context of ours on this card
+            rtx_4090(procs=Err(pynvml.NVML_ERROR_NOT_SUPPORTED)),
+            rtx_4090(procs=[(me, None)]),  # Windows WDDM does not say
+            rtx_4090(procs=[(me, 2**64 - 1)]),  # NVML's "not available"
+        ]
+    )
+    nvml = Nvml(fake)
+    assert fake.init_calls == 0  # initialised lazily, by the first call
+    handles = nvml.handles()
+    assert handles == [0, 1, 2, 3, 4]
+    assert [nvml.process_vram(h, me) for h in handles] == [2 * GIB, None, None, None, None]
+    assert nvml.process_vram_total(me) == 2 * GIB
+    assert nvml.process_vram_total(99) is None  # on no GPU: unknown, not 0
+    assert nvml.name(0) == "NVIDIA GeForce RTX 4090"
+    assert fake.init_calls == 1
+    nvml.shutdown()
+    assert fake.shutdown_calls == 1
+
+
+def test_nvml_wrapper_without_nvml_or_with_a_broken_driver_answers_none() -> None:
+    for nvml in (Nvml(None), Nvml(FakeNvml([rtx_4090()], init_error=pynvml.NVML_ERROR_UNKNOWN))):
+        assert nvml.handles() == []
+        assert nvml.call("nvmlDeviceGetCount") is None
+        assert nvml.process_vram_total(1) is None
+        assert nvml.init() is False
+        nvml.shutdown()  # nothing to shut down: no call, no exception
+
+
 # --------------------------------------------------------------------------
 # sysfs: AMD, Intel, driverless NVIDIA
 # --------------------------------------------------------------------------
@@ -760,7 +806,7 @@ def test_bandwidth_cache_is_used_and_damage_is_tolerated(
         calls.append(budget_s)
         return 12_300_000_000
 
-    monkeypatch.setattr(hardware, "_copy_benchmark", fake_benchmark)
+    monkeypatch.setattr(hardware_memory, "_copy_benchmark", fake_benchmark)
     assert measure_ram_bandwidth(tmp_path, "CPU A") == 12_300_000_000
     assert measure_ram_bandwidth(tmp_path, "CPU A") == 12_300_000_000
     assert len(calls) == 1  # second answer came from the cache
@@ -830,9 +876,33 @@ def test_backends_import_error_crash_timeout_and_missing_python(tmp_path: Path) 
 
 
 def test_crash_descriptions() -> None:
-    assert "CPU instructions" in hardware._describe_crash(0xC000001D)
-    assert "SIGSEGV" in hardware._describe_crash(-signal.SIGSEGV)
-    assert "exit code 3" in hardware._describe_crash(3)
+    assert "CPU instructions" in hardware_backends._describe_crash(0xC000001D)
+    assert "SIGSEGV" in hardware_backends._describe_crash(-signal.SIGSEGV)
+    assert "exit code 3" in hardware_backends._describe_crash(3)
+
+
+def test_probe_is_started_like_the_worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert hardware_backends.probe_command("py") == ["py", "-m", "desktop.engine.probe"]
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    assert hardware_backends.probe_command() == [sys.executable, "--probe-backends"]
+    monkeypatch.undo()
+
+    # The frozen app's flag goes through the same dispatch as `--worker` (desktop.cli.main).
+    env = fake_llama_cpp(tmp_path, "def llama_print_system_info(): return b'CPU : SSE3 = 1'\n")
+    env["PYTHONPATH"] += os.pathsep + str(Path(__file__).resolve().parents[2])
+    done = subprocess.run(
+        [sys.executable, "-m", "desktop", "--probe-backends"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=True,
+    )
+    marker = hardware_backends.BACKEND_MARKER
+    (line,) = [x for x in done.stdout.splitlines() if x.startswith(marker)]
+    answer = json.loads(line[len(marker) :])
+    assert answer["version"] == "9.9.9"
+    assert answer["system_info"] == "CPU : SSE3 = 1"
 
 
 # --------------------------------------------------------------------------
@@ -847,19 +917,19 @@ WITH_CUDA = BackendInfo(
 
 def test_gpu_with_cpu_only_build_warns_with_the_fix() -> None:
     gpu = probe_nvidia(FakeNvml([rtx_4090()]))[0][0]
-    (warning,) = hardware._backend_warnings([gpu], CPU_ONLY)
+    (warning,) = _backend_warnings([gpu], CPU_ONLY)
     assert warning == (
         "An NVIDIA GPU is present but this llama.cpp build is CPU-only: reinstall "
         "llama-cpp-python with CMAKE_ARGS=-DGGML_CUDA=on to use it."
     )
-    assert hardware._backend_warnings([gpu], WITH_CUDA) == []
+    assert _backend_warnings([gpu], WITH_CUDA) == []
     vulkan = BackendInfo(backends=("cpu", "vulkan"), checked=True)
-    assert hardware._backend_warnings([gpu, gpu], vulkan) == []
+    assert _backend_warnings([gpu, gpu], vulkan) == []
     igpu = GpuInfo(vendor="intel", name="Intel iGPU", unified_memory=True)
-    assert hardware._backend_warnings([igpu], CPU_ONLY) == []
-    assert hardware._backend_warnings([gpu], BackendInfo()) == []  # not checked
+    assert _backend_warnings([igpu], CPU_ONLY) == []
+    assert _backend_warnings([gpu], BackendInfo()) == []  # not checked
     broken = BackendInfo(error="llama-cpp-python cannot be imported", checked=True)
-    assert "cannot be used" in hardware._backend_warnings([], broken)[0]
+    assert "cannot be used" in _backend_warnings([], broken)[0]
 
 
 def test_summary_lines_for_a_gaming_pc() -> None:
@@ -874,7 +944,7 @@ def test_summary_lines_for_a_gaming_pc() -> None:
         ),
         gpus=(gpu,),
         backends=CPU_ONLY,
-        warnings=tuple(hardware._backend_warnings([gpu], CPU_ONLY)),
+        warnings=tuple(_backend_warnings([gpu], CPU_ONLY)),
     )
     assert summary_lines(profile) == [
         "CPU: AMD Ryzen 9 7950X (16 cores / 32 threads, AVX2 AVX-512)",
@@ -1070,5 +1140,7 @@ def test_real_llama_cpp_build_is_cpu_only_here() -> None:
     assert info.backends[0] == "cpu"
     assert info.llama_cpp_version
     if not (Path("/dev/nvidiactl").exists() or sys.platform == "darwin"):
-        assert info.backends == ("cpu",)
-        assert info.gpu_offload_supported is False
+        # No GPU backend here; the build may carry RPC (remote devices), and then
+        # llama.cpp says it supports offload (to those devices).
+        assert set(info.backends) <= NON_OFFLOAD_BACKENDS, info.backends
+        assert info.gpu_offload_supported is ("rpc" in info.backends)
