@@ -70,28 +70,17 @@ class PeakSampler:
 
 
 def _nvml() -> Any:
-    try:
-        import pynvml
+    """The app's NVML wrapper over pynvml, or None without an NVIDIA driver or library."""
+    from desktop.core.hardware.nvidia import Nvml, load_pynvml
 
-        pynvml.nvmlInit()
-        return pynvml
-    except Exception:  # no NVIDIA driver or library: VRAM is simply not measured
-        return None
+    nvml = Nvml(load_pynvml())
+    return nvml if nvml.init() else None  # no driver: VRAM is simply not measured
 
 
 def _process_vram(nvml: Any, pid: int) -> int | None:
-    total = 0
-    found = False
-    try:
-        for i in range(nvml.nvmlDeviceGetCount()):
-            handle = nvml.nvmlDeviceGetHandleByIndex(i)
-            for proc in nvml.nvmlDeviceGetComputeRunningProcesses(handle):
-                if proc.pid == pid and proc.usedGpuMemory is not None:
-                    total += int(proc.usedGpuMemory)
-                    found = True
-    except Exception:  # NotSupported on some drivers (WDDM): unknown, not zero
-        return None
-    return total if found else None
+    """The process's VRAM over every GPU; None when no GPU reports it (unknown, not zero)."""
+    total: int | None = nvml.process_vram_total(pid)
+    return total
 
 
 def run_bench(

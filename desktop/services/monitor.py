@@ -9,8 +9,9 @@ Token timestamps from the engine client feed a :class:`TokenRateTracker`.
 
 Anything that cannot be measured is ``None`` (NaN in the ring buffers), never an
 exception: no NVIDIA driver, a driver/library mismatch, NotSupported on a laptop
-GPU, a worker that has just exited. NVML and psutil are passed in (``nvml=``,
-``psutil_module=``) so tests can hand the monitor a fake machine.
+GPU, a worker that has just exited. NVML is read through the app's one NVML
+wrapper (:class:`desktop.core.hardware.Nvml`). NVML and psutil are passed in
+(``nvml=``, ``psutil_module=``) so tests can hand the monitor a fake machine.
 
 It is meant to be cheap: well under 1% of one core at 4 Hz
 (``python tests/bench/bench_monitor.py`` measures it).
@@ -27,6 +28,7 @@ from typing import Any
 import psutil
 from PySide6.QtCore import QObject, QTimer, Signal
 
+from desktop.core.hardware.nvidia import Nvml, as_int, load_pynvml
 from desktop.core.ringbuffer import RingBuffer
 from desktop.core.token_rate import TokenRateTracker
 from desktop.services.signals import emit
@@ -69,52 +71,6 @@ class GpuSeries:
         self.worker_vram = RingBuffer(capacity)
 
 
-class _Nvml:
-    """Every NVML call goes through :meth:`call`, which turns any failure into None."""
-
-    def __init__(self, module: Any) -> None:
-        self._module = module
-        self._handles: list[Any] | None = None  # None: not initialised yet
-        self._names: list[str | None] = []
-
-    def call(self, name: str, *args: Any) -> Any:
-        """The NVML function's result, or None when it fails in any way."""
-        return self._try(name, *args)[1]
-
-    def _try(self, name: str, *args: Any) -> tuple[bool, Any]:
-        if self._module is None:
-            return False, None
-        try:
-            return True, getattr(self._module, name)(*args)
-        except Exception:  # NVMLError_*, AttributeError from an old library, OSError...
-            return False, None
-
-    def handles(self) -> list[Any]:
-        """Device handles, found once (NVML is initialised lazily); [] without a driver."""
-        if self._handles is None:
-            self._handles = []
-            initialised, _ = self._try("nvmlInit")  # returns None on success, raises on failure
-            count = self.call("nvmlDeviceGetCount") if initialised else None
-            for i in range(int(count or 0)):
-                handle = self.call("nvmlDeviceGetHandleByIndex", i)
-                if handle is not None:
-                    self._handles.append(handle)
-                    name = self.call("nvmlDeviceGetName", handle)
-                    self._names.append(name.decode() if isinstance(name, bytes) else name)
-        return self._handles
-
-    def name(self, index: int) -> str | None:
-        return self._names[index] if index < len(self._names) else None
-
-
-def _load_pynvml() -> Any:
-    try:
-        import pynvml
-    except Exception:  # not installed, or a broken install
-        return None
-    return pynvml
-
-
 class Monitor(QObject):
     """Samples the machine and the worker on a timer; keeps the series for the charts."""
 
@@ -131,7 +87,8 @@ class Monitor(QObject):
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(parent)
-        self._nvml = _Nvml(_load_pynvml() if nvml is _AUTO else nvml)
+        self._nvml = Nvml(load_pynvml() if nvml is _AUTO else nvml)
+        self._gpu_names: list[str | None] | None = None  # read once, with the handles
         self._psutil = psutil_module
         self._clock = clock
         self._history = history
@@ -211,16 +168,19 @@ class Monitor(QObject):
 
     def _sample_gpus(self) -> tuple[GpuSample, ...]:
         nvml = self._nvml
+        handles = nvml.handles()
+        if self._gpu_names is None:
+            self._gpu_names = [nvml.name(handle) for handle in handles]
         out = []
-        for index, handle in enumerate(nvml.handles()):
+        for index, handle in enumerate(handles):
             memory = nvml.call("nvmlDeviceGetMemoryInfo", handle)
             rates = nvml.call("nvmlDeviceGetUtilizationRates", handle)
             out.append(
                 GpuSample(
                     index=index,
-                    name=nvml.name(index),
-                    vram_used=_int_or_none(getattr(memory, "used", None)),
-                    vram_total=_int_or_none(getattr(memory, "total", None)),
+                    name=self._gpu_names[index],
+                    vram_used=as_int(getattr(memory, "used", None)),
+                    vram_total=as_int(getattr(memory, "total", None)),
                     utilization=_float_or_none(getattr(rates, "gpu", None)),
                     worker_vram=self._worker_vram(handle),
                 )
@@ -229,21 +189,7 @@ class Monitor(QObject):
 
     def _worker_vram(self, handle: Any) -> int | None:
         pid = self._worker_pid
-        if pid is None:
-            return None
-        processes = self._nvml.call("nvmlDeviceGetComputeRunningProcesses", handle)
-        if processes is None:
-            return None
-        used: list[Any] = [
-            getattr(proc, "usedGpuMemory", None)
-            for proc in processes
-            if getattr(proc, "pid", None) == pid
-        ]
-        if not used:
-            return 0  # NVML lists every process with a context here; ours has none
-        if not all(isinstance(u, int) for u in used):
-            return None  # e.g. Windows WDDM does not say
-        return int(sum(used))
+        return None if pid is None else self._nvml.process_vram(handle, pid)
 
     def _sample_worker(self) -> tuple[int | None, float | None]:
         pid = self._worker_pid
@@ -305,10 +251,6 @@ class Monitor(QObject):
 
 def _nan(value: float | None) -> float:
     return math.nan if value is None else float(value)
-
-
-def _int_or_none(value: Any) -> int | None:
-    return int(value) if isinstance(value, int | float) else None
 
 
 def _float_or_none(value: Any) -> float | None:

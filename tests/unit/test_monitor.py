@@ -12,10 +12,9 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+from desktop.core.units import GIB
 from desktop.engine.protocol import Token
 from desktop.services.monitor import Monitor
-
-GIB = 2**30
 
 
 class NvmlNotSupported(Exception):
@@ -105,14 +104,14 @@ def test_two_gpus_unsupported_utilisation_and_wddm() -> None:
     nvml = FakeNvml(
         [
             gpu("A", 1 * GIB, 24 * GIB, None, [(me, None)]),  # Windows WDDM: no per-process figure
-            gpu("B", 2 * GIB, 24 * GIB, 10, []),  # the worker has no context here
+            gpu("B", 2 * GIB, 24 * GIB, 10, []),  # NVML does not list the worker here
         ]
     )
     monitor = Monitor(nvml=nvml)
     monitor.set_worker_pid(me)
     first, second = monitor.sample_now().gpus
     assert first.utilization is None and first.worker_vram is None
-    assert second.worker_vram == 0
+    assert second.worker_vram is None  # not in B's list: unknown, as everywhere (not 0)
     assert math.isnan(monitor.gpus[0].utilization.last())
 
 
