@@ -91,19 +91,35 @@ def run_bench(
     tokens: int,
     prompt_tokens: int,
     profile: Any,
+    n_threads: int | None = None,
+    figures: Any = None,
 ) -> dict[str, Any]:
-    """Load, generate, measure; the result as a JSON-able dict (raises WorkerError/Exited)."""
-    from desktop.core.estimate import Settings, compare_with_llama, devices_from_profile, estimate
+    """Load, generate, measure; the result as a JSON-able dict (raises WorkerError/Exited).
+
+    ``figures`` are this computer's speed figures (desktop.core.runs.load_figures); the
+    result's ``speed_run`` is the measurement in the form the calibration stores.
+    """
+    from desktop.core.calibration import SpeedRun
+    from desktop.core.estimate import (
+        Settings,
+        compare_with_llama,
+        devices_from_profile,
+        estimate,
+        resolved_threads,
+        speed_work,
+    )
     from desktop.core.gguf import read_header_file
     from desktop.core.modelspec import spec_from_header
     from desktop.engine import protocol as p
     from desktop.engine.runner import WorkerRunner
 
     spec = spec_from_header(read_header_file(path))
-    settings = Settings(n_ctx=n_ctx, n_gpu_layers=n_gpu_layers)
-    devices = devices_from_profile(profile, settings.reserve_bytes)
+    settings = Settings(n_ctx=n_ctx, n_gpu_layers=n_gpu_layers, n_threads=n_threads)
+    devices = devices_from_profile(profile, settings.reserve_bytes, figures)
+    threads = resolved_threads(devices[-1], settings)
+    settings = Settings(n_ctx=n_ctx, n_gpu_layers=n_gpu_layers, n_threads=threads)
     plan = estimate(spec, settings, devices)
-    load = p.Load.from_settings(str(path), _with_layers(settings, plan.gpu_layers))
+    load = p.Load.from_settings(str(path), _with_layers(settings, plan.gpu_layers), threads)
     with WorkerRunner() as runner:
         hello = runner.hello  # the context manager started the worker
         assert hello is not None and runner.pid is not None
@@ -111,6 +127,7 @@ def run_bench(
             started = time.perf_counter()
             loaded = runner.load(load)
             load_s = time.perf_counter() - started
+            after_load_vram = sampler.peak_vram_bytes
             chat = p.Chat(
                 messages=[{"role": "user", "content": fixed_prompt(prompt_tokens)}],
                 temperature=0.0,
@@ -125,20 +142,34 @@ def run_bench(
         runner.unload()
     report = loaded.report()
     rows = compare_with_llama(plan, report)
+    plan_dict = plan.to_dict()
+    work = speed_work(spec, settings, devices, loaded.n_gpu_layers)
+    overhead = _gpu_overhead(after_load_vram, report, devices)
+    speed_run = SpeedRun(
+        work=tuple(work),
+        threads=loaded.n_threads or threads,
+        decode_tokens_per_s=done.gen_tokens_per_s if done and done.generated_tokens > 1 else None,
+        prompt_tokens_per_s=done.prompt_tokens_per_s if done else None,
+        gpu_overhead_bytes=overhead,
+    )
     return {
         "model": spec.name or path.name,
+        "file": path.name,
+        "file_bytes": path.stat().st_size,
         "llama_cpp_version": hello.llama_cpp_version,
         "backends": hello.backends,
         "n_ctx": loaded.n_ctx,
         "gpu_layers": loaded.n_gpu_layers,
+        "threads": speed_run.threads,
         "load_seconds": round(load_s, 2),
         "prompt_tokens": done.prompt_tokens if done else 0,
         "generated_tokens": done.generated_tokens if done else 0,
         "time_to_first_token_s": round(done.ttft_s, 3) if done else None,
         "prompt_tokens_per_s": round(done.prompt_tokens_per_s, 1) if done else None,
-        "gen_tokens_per_s": round(done.gen_tokens_per_s, 1) if done else None,
-        "predicted_tokens_per_s": plan.to_dict()["predicted_tokens_per_s"],
-        "predicted_prompt_tokens_per_s": plan.to_dict()["predicted_prompt_tokens_per_s"],
+        "gen_tokens_per_s": round(done.gen_tokens_per_s, 2) if done else None,
+        "predicted_tokens_per_s": plan_dict["predicted_tokens_per_s"],
+        "predicted_prompt_tokens_per_s": plan_dict["predicted_prompt_tokens_per_s"],
+        "prediction_source": devices[-1].figures.describe(),
         "peak_worker_rss_bytes": sampler.peak_rss_bytes,
         "peak_worker_vram_bytes": sampler.peak_vram_bytes,
         "estimated_cpu_total_bytes": plan.devices[-1].total_bytes,
@@ -152,7 +183,24 @@ def run_bench(
             }
             for r in rows
         ],
+        "speed_run": speed_run,
     }
+
+
+def _gpu_overhead(vram_after_load: int | None, report: Any, devices: Any) -> dict[str, int]:
+    """VRAM the worker holds beyond llama.cpp's GPU buffers (NVML, one NVIDIA backend):
+    this machine's real backend overhead. Empty without a measurement."""
+    if not vram_after_load:
+        return {}
+    kinds = {d.kind for d in devices if d.is_gpu}
+    if kinds != {"cuda"}:
+        return {}
+    gpu_buffers = sum(
+        b.size_bytes
+        for b in report.buffers
+        if b.device.upper().startswith("CUDA") and not b.device.upper().endswith("_HOST")
+    )
+    return {"cuda": max(int(vram_after_load) - gpu_buffers, 0)}
 
 
 def _with_layers(settings: Any, layers: int) -> Any:
@@ -171,7 +219,9 @@ def bench_lines(result: dict[str, Any]) -> list[str]:
     lines = [
         f"{result['model']} (llama.cpp {result['llama_cpp_version']}, "
         f"{'/'.join(result['backends'])}), context {result['n_ctx']}, "
-        f"{result['gpu_layers']} GPU layers, loaded in {result['load_seconds']} s",
+        f"{result['gpu_layers']} GPU layers, {result['threads']} CPU threads, "
+        f"loaded in {result['load_seconds']} s",
+        f"prediction: {result['prediction_source']}",
         "",
         f"{'':24} {'measured':>14} {'predicted':>14}",
         f"{'generation':24} {rate(result['gen_tokens_per_s']):>14} "

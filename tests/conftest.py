@@ -61,3 +61,4 @@ def _no_leaked_threads() -> Iterator[None]:
     still = [t.name for t in leaked if t.is_alive()]
     if still:
         pytest.fail(f"a test left threads running: {', '.join(still)}")
+

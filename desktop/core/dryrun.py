@@ -69,7 +69,7 @@ class DryRun:
     seconds: float  # how long the dry run took in the child
     reason: str | None = None  # a sentence for a person when llama.cpp refused the file
     buffers: tuple[BufferLine, ...] = ()  # KV (per device), compute, output: llama.cpp's own
-    layer_devices: tuple[str, ...] = ()  # device of block 0, 1, ... as llama.cpp assigned it
+    layer_devices: tuple[str, ...] = ()  # device of block 0, 1, ..., then the output layer
     offloaded_layers: int | None = None
     offloadable_layers: int | None = None
     n_ctx: int | None = None
@@ -158,16 +158,16 @@ def parse_dry_run_log(text: str) -> tuple[tuple[BufferLine, ...], tuple[str, ...
 
 
 def refusal_reason(text: str) -> str | None:
-    """llama.cpp's own reason, from the last error-like line of its log or stderr."""
-    found: str | None = None
-    for line in text.splitlines():
-        for pattern in _ERROR_RES:
-            match = pattern.search(line)
-            if match:
-                what = match["what"].strip().rstrip(".")
-                found = f"GGML_ASSERT({what}) failed" if pattern is _ERROR_RES[0] else what
-                break
-    return found
+    """llama.cpp's own reason from its log or stderr: the most specific kind of error line
+    (a failed GGML_ASSERT, then "error loading model: ...", then any error), the last one of
+    that kind; the generic "failed to load model" that follows them only when nothing else."""
+    lines = text.splitlines()
+    for index, pattern in enumerate(_ERROR_RES):
+        found = [m for m in (pattern.search(line) for line in lines) if m]
+        if found:
+            what = found[-1]["what"].strip().rstrip(".")
+            return f"GGML_ASSERT({what}) failed" if index == 0 else what
+    return None
 
 
 def _sentence(reason: str | None, fallback: str) -> str:

@@ -16,6 +16,8 @@ state instead of a KV cache.
 
 from __future__ import annotations
 
+import math
+
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -245,6 +247,51 @@ def _recurrent_state(header: GGUFHeader) -> RecurrentState | None:
     return RecurrentState(conv_elements=conv, state_elements=d_state * d_inner)
 
 
+#: llama.cpp's limit on experts per layer (src/llama-hparams.h LLAMA_MAX_EXPERTS).
+MAX_EXPERTS = 512
+#: ggml's CPU buffers must start on a multiple of this (TENSOR_ALIGNMENT, ggml-cpu): a
+#: memory-mapped file whose tensor data does not aborts in ggml_backend_cpu_buffer_from_ptr.
+MMAP_ALIGNMENT = 32
+_EXPERT_TENSOR_RE = re.compile(r"^blk\.\d+\.ffn_(?:gate|up|down|gate_up)_exps\.")
+
+
+def _refuse_what_aborts_llama_cpp(header: GGUFHeader, n_expert: int, n_expert_used: int) -> None:
+    """Raise GGUFError for the headers that make llama.cpp abort the whole process (a failed
+    GGML_ASSERT while loading), so that a header-only estimate never calls them fine."""
+    has_expert_tensors = any(_EXPERT_TENSOR_RE.match(t.name) for t in header.tensors)
+    if has_expert_tensors and n_expert == 0:
+        raise GGUFError(
+            "The file has mixture-of-experts tensors but an expert count of 0; llama.cpp "
+            "would abort loading it. The file is damaged or was converted wrongly."
+        )
+    if n_expert > MAX_EXPERTS:
+        raise GGUFError(
+            f"The model says it has {n_expert} experts per layer; llama.cpp supports at most "
+            f"{MAX_EXPERTS}, so the file is probably damaged."
+        )
+    if n_expert and not 0 < n_expert_used <= n_expert:
+        raise GGUFError(
+            f"The model uses {n_expert_used} of its {n_expert} experts per token; it must use "
+            "at least one and at most all of them (llama.cpp would abort). The file is damaged."
+        )
+    prefix = f"{header.architecture}."
+    for key, value in header.metadata.items():
+        if key.startswith(prefix) and isinstance(value, float) and not math.isfinite(value):
+            raise GGUFError(
+                f"The model's {key[len(prefix):]} is {value}, not a number llama.cpp can use; "
+                "the file is damaged."
+            )
+    misaligned = [
+        t for t in header.tensors if (header.data_offset + t.offset) % MMAP_ALIGNMENT
+    ]
+    if misaligned:
+        raise GGUFError(
+            f"The tensor data of {misaligned[0].name} starts at a byte offset that is not a "
+            f"multiple of {MMAP_ALIGNMENT} (general.alignment is {header.alignment}); "
+            "llama.cpp would abort memory-mapping it. Re-convert or re-download the file."
+        )
+
+
 def spec_from_header(header: GGUFHeader) -> ModelSpec:
     """Build the exact spec of a model from its GGUF header. Raises GGUFError if unusable."""
     arch = header.architecture
@@ -278,6 +325,7 @@ def spec_from_header(header: GGUFHeader) -> ModelSpec:
     n_expert_used = header.arch_key("expert_used_count", 0)
     n_expert = n_expert if isinstance(n_expert, int) else 0
     n_expert_used = n_expert_used if isinstance(n_expert_used, int) else 0
+    _refuse_what_aborts_llama_cpp(header, n_expert, n_expert_used)
     ff = header.arch_key("feed_forward_length", 0)
     ff_values = list(ff) if isinstance(ff, tuple) else [ff]
     n_ff = max([v for v in ff_values if isinstance(v, int)] + [0])

@@ -38,6 +38,18 @@ def dry_run(request: dict[str, Any]) -> dict[str, Any]:
     def on_log(_level: int, text: bytes, _user_data: Any) -> None:
         lines.append(text.decode("utf-8", "replace"))
 
+    answer: dict[str, Any] = {"version": str(getattr(llama_cpp, "__version__", "unknown"))}
+    fields = {name for name, *_ in llama_cpp.llama_model_params._fields_}
+    if not {"no_alloc", "load_mode"} <= fields:
+        # Setting a missing field on a ctypes structure is silently ignored: the "dry" run
+        # would allocate the whole model. Refuse instead.
+        answer.update(
+            ok=False,
+            stage="unsupported",
+            log="error: this llama-cpp-python has no "
+            "dry run (no_alloc); update llama-cpp-python to 0.3.36 or newer",
+        )
+        return answer
     llama_cpp.llama_log_set(on_log, None)
     llama_cpp.llama_backend_init()
     started = time.perf_counter()
@@ -46,7 +58,6 @@ def dry_run(request: dict[str, Any]) -> dict[str, Any]:
     model_params.load_mode = llama_cpp.LLAMA_LOAD_MODE_NONE
     layers = int(request.get("n_gpu_layers", 0))
     model_params.n_gpu_layers = 0x7FFFFFFF if layers < 0 else layers  # as Llama() does
-    answer: dict[str, Any] = {"version": str(getattr(llama_cpp, "__version__", "unknown"))}
     model = llama_cpp.llama_model_load_from_file(str(request["path"]).encode(), model_params)
     if not model:
         answer.update(ok=False, stage="model", log="".join(lines))

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from desktop.core.llama_log import parse_load_log
+from desktop.core.threads import default_threads, usable_cpus
 from desktop.engine import protocol as p
 
 _GGUF_MAGIC = b"GGUF"
@@ -298,6 +299,7 @@ class Worker:
             chat_format=str(llama.chat_format),
             buffers=report.to_dict(),
             load_seconds=load_seconds,
+            n_threads=int(kwargs["n_threads"]),
             id=req.id,
         )
 
@@ -323,9 +325,11 @@ class Worker:
             "use_mmap": req.use_mmap,
             "verbose": True,  # the log is captured; verbose also keeps native aborts on stderr
         }
-        if req.n_threads:
-            kwargs["n_threads"] = req.n_threads
-            kwargs["n_threads_batch"] = req.n_threads
+        # llama-cpp-python's own default (logical CPUs / 2) leaves half of a 2-core machine
+        # idle; the app's default is llama.cpp's: the physical cores (desktop.core.threads).
+        threads = req.n_threads or _default_threads()
+        kwargs["n_threads"] = threads
+        kwargs["n_threads_batch"] = threads
         optional: dict[str, tuple[Any, Any]] = {  # name: (value, value that needs no support)
             "flash_attn": (req.flash_attn, False),
             "swa_full": (req.swa_full, False),
@@ -410,19 +414,29 @@ class Worker:
             raise _chat_failure(exc) from None
 
         index = 0
+        first_text_t = 0.0
+        decoded_seen = 0
         first_t = last_t = 0.0
-        first_n = last_n = 0  # llama.n_tokens at the first and the last piece
+        first_n = last_n = 0  # llama.n_tokens at the first and the last decoded token
         finish = "length"
         try:
             for chunk in stream:
                 choice = chunk["choices"][0]
-                text = choice["delta"].get("content")
+                delta = choice["delta"]
+                if "content" in delta:
+                    # One decoded token; its text may be empty (a control token, half of a
+                    # multi-byte character), and the speed counts it all the same.
+                    now = time.monotonic()
+                    if decoded_seen == 0:
+                        first_t, first_n = now, llama.n_tokens
+                    last_t, last_n = now, llama.n_tokens
+                    decoded_seen += 1
+                text = delta.get("content")
                 if text:
                     now = time.monotonic()
                     self._send(p.Token(text=text, t=now, index=index, id=req.id))
                     if index == 0:
-                        first_t, first_n = now, llama.n_tokens
-                    last_t, last_n = now, llama.n_tokens
+                        first_text_t = now
                     index += 1
                 if choice.get("finish_reason"):
                     finish = choice["finish_reason"]
@@ -438,9 +452,9 @@ class Worker:
         # Every sampled token but the last is evaluated; the last one only when the model
         # itself ended the answer (its end-of-generation token is not part of it).
         generated = max(llama.n_tokens - prompt_tokens + (0 if finish == "stop" else 1), 0)
-        ttft = (first_t if index else ended) - started
+        ttft = (first_text_t if index else ended) - started
         span = last_t - first_t
-        # Tokens decoded between the first and the last piece, over that time: a piece can
+        # Tokens decoded between the first and the last token, over that time: a piece can
         # hold several tokens (one multi-byte character), so counting pieces would be wrong.
         decoded = last_n - first_n
         return p.Done(
@@ -474,6 +488,17 @@ class _PromptLength:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _default_threads() -> int:
+    """The physical cores this process may use (the app's default thread count)."""
+    import psutil
+
+    try:
+        physical = psutil.cpu_count(logical=False)
+    except Exception:  # psutil cannot read the topology on some VMs: fall back to logical
+        physical = None
+    return default_threads(physical, os.cpu_count(), usable_cpus())
 
 
 def _backend_names(llama_cpp: Any) -> list[str]:

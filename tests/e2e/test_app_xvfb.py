@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from required_tools import missing_tool
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -34,7 +35,7 @@ def _missing_tools() -> list[str]:
 def x_display() -> Iterator[str]:
     missing = _missing_tools()
     if missing:
-        pytest.skip(f"needs {', '.join(missing)} (Debian: xvfb xdotool imagemagick)")
+        missing_tool(f"needs {', '.join(missing)} (Debian: xvfb xdotool imagemagick)")
     for number in range(90, 140):
         if (
             not Path(f"/tmp/.X11-unix/X{number}").exists()

@@ -9,8 +9,8 @@ the installed program is run from there, through a symlink as /usr/bin/llm-workb
 * the window must open under Xvfb and draw something (a screenshot with many colours).
 
 The bundle size, the build time and the frozen app's start-up time are printed. These tests
-take about two minutes on two cores; they skip, saying why, without PyInstaller, dpkg-deb,
-xvfb-run or the GUI module.
+take about two minutes on two cores; they skip, saying why, without PyInstaller, dpkg-deb
+or xvfb-run.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from required_tools import missing_tool
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
@@ -57,10 +58,10 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     if not sys.platform.startswith("linux"):
         pytest.skip("the .deb is built on Linux only")
     if importlib.util.find_spec("PyInstaller") is None:
-        pytest.skip("PyInstaller is not installed (pip install pyinstaller)")
+        missing_tool("PyInstaller is not installed (pip install pyinstaller)")
     for tool in ("dpkg-deb", "dpkg-shlibdeps", "objdump"):
         if shutil.which(tool) is None:
-            pytest.skip(f"{tool} is not installed (apt-get install dpkg-dev binutils)")
+            missing_tool(f"{tool} is not installed (apt-get install dpkg-dev binutils)")
     base = tmp_path_factory.mktemp("packaging")
     env = dict(os.environ)
     env.update(PYTHON=sys.executable, LLMW_DIST=str(base / "dist"), LLMW_WORK=str(base / "work"))
@@ -194,12 +195,10 @@ def test_installed_self_test_passes(
 @pytest.fixture
 def xvfb() -> Iterator[str]:
     if shutil.which("xvfb-run") is None:
-        pytest.skip("xvfb-run is not installed (apt-get install xvfb)")
+        missing_tool("xvfb-run is not installed (apt-get install xvfb)")
     for tool in ("xdotool", "import"):
         if shutil.which(tool) is None:
-            pytest.skip(f"{tool} is not installed (apt-get install xdotool imagemagick)")
-    if importlib.util.find_spec("desktop.app") is None:
-        pytest.skip("the GUI (desktop/app.py) does not exist yet")
+            missing_tool(f"{tool} is not installed (apt-get install xdotool imagemagick)")
     yield "xvfb-run"
 
 

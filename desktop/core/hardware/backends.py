@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 import subprocess
 import sys
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from desktop.core import crash
+from desktop.core.children import engine_command, engine_environment
 from desktop.core.hardware.profile import BackendInfo
 
 #: The probe's answer is the stdout line that starts with this (desktop.engine.probe prints it).
@@ -30,8 +29,6 @@ BACKEND_MARKER = "LLMW-BACKENDS "
 _PROBE_MODULE = "desktop.engine.probe"
 # How the frozen app starts the probe (desktop.cli.main hands this flag to the probe).
 _FROZEN_PROBE_FLAG = "--probe-backends"
-# The folder holding the ``desktop`` package: where ``python -m desktop...`` finds it.
-_PACKAGE_PARENT = str(Path(__file__).resolve().parents[3])
 
 # ggml registry names -> ours. "ROCm" is ggml-cuda compiled for HIP.
 _KNOWN_BACKENDS = {
@@ -85,24 +82,7 @@ def _describe_crash(returncode: int) -> str:
 
 def probe_command(python: str = sys.executable) -> list[str]:
     """How to start the probe with interpreter ``python``; the frozen app re-runs itself."""
-    if getattr(sys, "frozen", False) and python == sys.executable:
-        return [python, _FROZEN_PROBE_FLAG]
-    return [python, "-m", _PROBE_MODULE]
-
-
-def _probe_environment(env: Mapping[str, str] | None) -> dict[str, str]:
-    """``env`` (default ``os.environ``), with this package findable by ``python -m``.
-
-    Run from a source checkout, ``desktop`` is only importable from the checkout
-    folder, so its parent goes on PYTHONPATH, last, so that whatever the
-    caller put there (a fake llama_cpp in tests) comes first. Frozen apps need nothing.
-    """
-    environment = dict(os.environ if env is None else env)
-    if not getattr(sys, "frozen", False):
-        parts = [part for part in environment.get("PYTHONPATH", "").split(os.pathsep) if part]
-        if _PACKAGE_PARENT not in parts:
-            environment["PYTHONPATH"] = os.pathsep.join([*parts, _PACKAGE_PARENT])
-    return environment
+    return engine_command(_PROBE_MODULE, _FROZEN_PROBE_FLAG, python)
 
 
 def probe_backends(
@@ -126,7 +106,7 @@ def probe_backends(
             encoding="utf-8",
             errors="replace",
             timeout=timeout,
-            env=_probe_environment(env),
+            env=engine_environment(env),
             check=False,
         )
     except subprocess.TimeoutExpired:
