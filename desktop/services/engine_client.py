@@ -20,6 +20,7 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import (
     QObject,
@@ -512,3 +513,10 @@ class EngineClient(QObject):
         if isinstance(current, p.Unload):
             return "unloading"
         return "ready" if self._model is not None else "idle"
+
+
+if TYPE_CHECKING:
+    from desktop.services.engine_api import EngineLike
+
+    # mypy checks here that EngineClient has every member of EngineLike, with its types.
+    _IMPLEMENTS: type[EngineLike] = EngineClient

@@ -17,14 +17,15 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
-from desktop.core.calibration import SpeedRun
+from desktop.core.calibration import SpeedFigures, SpeedRun
 from desktop.core.estimate import Device, Settings, resolved_threads, speed_work
 from desktop.core.modelspec import ModelSpec
 from desktop.core.runs import MeasuredRun, RunStore, load_figures
+from desktop.engine import protocol as p
+from desktop.services.engine_api import EngineEvents
 from desktop.services.signals import emit
 from desktop.services.tasks import Task, run_in_thread
 
@@ -54,7 +55,7 @@ class RunRecorder(QObject):
 
     def __init__(
         self,
-        engine: Any,
+        engine: EngineEvents,
         machine: str | None = None,
         path: Path | None = None,
         parent: QObject | None = None,
@@ -63,7 +64,7 @@ class RunRecorder(QObject):
         self._machine = machine  # None until hardware detection says which computer this is
         self._path = path
         self._expected: _Expected | None = None
-        self._loaded: Any = None  # protocol.Loaded of the model in the worker
+        self._loaded: p.Loaded | None = None  # what the worker said of the model it holds
         self._task: Task | None = None
         engine.loaded.connect(self._on_loaded)
         engine.unloaded.connect(self._on_unloaded)
@@ -85,13 +86,13 @@ class RunRecorder(QObject):
         self._expected = _Expected(spec, settings, tuple(devices), model_file, model_bytes)
         self._loaded = None
 
-    def _on_loaded(self, loaded: Any) -> None:
+    def _on_loaded(self, loaded: p.Loaded) -> None:
         self._loaded = loaded
 
-    def _on_unloaded(self, *_args: Any) -> None:
+    def _on_unloaded(self, *_args: object) -> None:
         self._loaded = None
 
-    def _on_done(self, done: Any) -> None:
+    def _on_done(self, done: p.Done) -> None:
         expected, loaded, machine = self._expected, self._loaded, self._machine
         if expected is None or loaded is None or machine is None:
             return
@@ -136,7 +137,7 @@ class RunRecorder(QObject):
             lambda: load_figures(machine, path), self._on_figures, self._on_fit_error
         )
 
-    def _on_figures(self, figures: Any) -> None:
+    def _on_figures(self, figures: SpeedFigures) -> None:
         self._task = None
         emit(self.figuresChanged, figures)
 
