@@ -155,6 +155,7 @@ def _read_remote_header(target: str) -> Any:
     from desktop.core.gguf import GGUFError
 
     repo, _, filename = target.partition(":")
+    parts: str | tuple[str, ...] = filename
     try:
         if not filename:
             files = hub.list_gguf_files(repo)
@@ -166,8 +167,9 @@ def _read_remote_header(target: str) -> Any:
                     f"{repo} has {len(files)} GGUF files; pick one as "
                     f"{repo}:FILE ({names}{', ...' if len(files) > 8 else ''})."
                 )
-            filename = files[0].first_part
-        return hub.read_remote_header(repo, filename)
+            # Its first part names it; a split file's header is read from every part.
+            filename, parts = files[0].path, files[0].filenames
+        return hub.read_remote_header(repo, parts)
     except hub.HubError as exc:
         raise UserError(str(exc)) from None
     except GGUFError as exc:

@@ -164,3 +164,32 @@ def test_bench_measures_beside_the_prediction(gemma_path: Path) -> None:
     assert result["peak_worker_rss_bytes"] > 100 * 2**20
     weights = next(r for r in result["comparison"] if r["component"] == "weights")
     assert abs(weights["error_pct"]) <= 1.0
+
+
+def test_estimate_of_a_hub_repo_reads_its_only_gguf_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """REPO without :FILE: the repo's one GGUF file; a split file's header from every part."""
+    from hub_server import running_hub, write_split_model
+    from synth import SynthModel
+
+    small = SynthModel()
+    single = write_model(tmp_path / "small-Q8_0.gguf", small)
+    (tmp_path / "split").mkdir()
+    parts = write_split_model(tmp_path / "split" / "small-Q8_0.gguf", small, max_tensors=16)
+    assert len(parts) > 1
+    hw = tmp_path / "hw.json"
+    hw.write_text(json.dumps({"memory": {"total_bytes": 16 * 2**30}, "gpus": []}))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # its own header cache
+    plans = {}
+    with running_hub() as server:
+        server.add_file("test/one-GGUF", single.name, single)
+        for part in parts:
+            server.add_file("test/split-GGUF", part.name, part)
+        monkeypatch.setenv("HF_ENDPOINT", server.url)
+        for repo in ("test/one-GGUF", "test/split-GGUF"):
+            done = run(["estimate", repo, "--json", "--hardware", str(hw)])
+            assert done.returncode == 0, done.stderr
+            plans[repo] = json.loads(done.stdout)
+    assert plans["test/one-GGUF"]["estimate_kind"] == "exact"
+    assert plans["test/split-GGUF"]["devices"] == plans["test/one-GGUF"]["devices"]
