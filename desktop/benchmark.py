@@ -10,9 +10,16 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # for the hints only: the modules are imported where they are used
+    from desktop.core.calibration import SpeedFigures
+    from desktop.core.estimate import Device, Settings
+    from desktop.core.hardware import HardwareProfile, Nvml
+    from desktop.core.llama_log import LlamaLoadReport
 
 #: Words for the fixed prompt: ordinary English, about one token each for most tokenizers.
 _PROMPT_TEXT = (
@@ -69,7 +76,7 @@ class PeakSampler:
             self._stop.wait(self.interval_s)
 
 
-def _nvml() -> Any:
+def _nvml() -> Nvml | None:
     """The app's NVML wrapper over pynvml, or None without an NVIDIA driver or library."""
     from desktop.core.hardware.nvidia import Nvml, load_pynvml
 
@@ -77,10 +84,9 @@ def _nvml() -> Any:
     return nvml if nvml.init() else None  # no driver: VRAM is simply not measured
 
 
-def _process_vram(nvml: Any, pid: int) -> int | None:
+def _process_vram(nvml: Nvml, pid: int) -> int | None:
     """The process's VRAM over every GPU; None when no GPU reports it (unknown, not zero)."""
-    total: int | None = nvml.process_vram_total(pid)
-    return total
+    return nvml.process_vram_total(pid)
 
 
 def run_bench(
@@ -90,9 +96,9 @@ def run_bench(
     n_gpu_layers: int | None,
     tokens: int,
     prompt_tokens: int,
-    profile: Any,
+    profile: HardwareProfile,
     n_threads: int | None = None,
-    figures: Any = None,
+    figures: SpeedFigures | None = None,
 ) -> dict[str, Any]:
     """Load, generate, measure; the result as a JSON-able dict (raises WorkerError/Exited).
 
@@ -187,7 +193,9 @@ def run_bench(
     }
 
 
-def _gpu_overhead(vram_after_load: int | None, report: Any, devices: Any) -> dict[str, int]:
+def _gpu_overhead(
+    vram_after_load: int | None, report: LlamaLoadReport, devices: Sequence[Device]
+) -> dict[str, int]:
     """VRAM the worker holds beyond llama.cpp's GPU buffers (NVML, one NVIDIA backend):
     this machine's real backend overhead. Empty without a measurement."""
     if not vram_after_load:
@@ -203,7 +211,7 @@ def _gpu_overhead(vram_after_load: int | None, report: Any, devices: Any) -> dic
     return {"cuda": max(int(vram_after_load) - gpu_buffers, 0)}
 
 
-def _with_layers(settings: Any, layers: int) -> Any:
+def _with_layers(settings: Settings, layers: int) -> Settings:
     from dataclasses import replace
 
     return replace(settings, n_gpu_layers=layers)

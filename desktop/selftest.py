@@ -29,7 +29,14 @@ import contextlib
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+# For the hints only: each step imports what it uses, so a broken install fails at its step.
+if TYPE_CHECKING:
+    from desktop.core.catalog import CatalogModel, CatalogVariant
+    from desktop.core.estimate import Plan
+    from desktop.core.hardware import HardwareProfile
+    from desktop.engine.runner import WorkerRunner
 
 #: A short answer is enough to prove generation works; greedy, so runs are comparable.
 PROMPT = "Name three colours of the rainbow."
@@ -103,12 +110,12 @@ class _SelfTest:
     def __init__(self, model_path: str | None, emit: Callable[[str], None]) -> None:
         self._model_arg = model_path
         self._emit = emit
-        self._runner: Any = None
-        self._profile: Any = None
+        self._runner: WorkerRunner | None = None
+        self._profile: HardwareProfile | None = None
         self._model: Path | None = None
-        self._plan: Any = None
+        self._plan: Plan | None = None
         self._backends: list[str] = []
-        self._catalog_variants: list[Any] = []
+        self._catalog_variants: list[tuple[CatalogModel, CatalogVariant]] = []
         self._generated_summary = ""
 
     # ------------------------------------------------------------------ driver
@@ -219,7 +226,7 @@ class _SelfTest:
         # Offload what the estimate says fits; a CPU-only build gets 0 whatever the plan says.
         has_gpu = any(b.upper() not in ("CPU", "BLAS", "RPC") for b in self._backends)
         layers = int(plan.gpu_layers) if plan is not None and has_gpu else 0
-        loaded = self._runner.load(
+        loaded = self._started_runner().load(
             p.Load(path=str(self._model), n_ctx=N_CTX, n_gpu_layers=layers),
             timeout=LOAD_TIMEOUT_S,
         )
@@ -239,7 +246,7 @@ class _SelfTest:
         )
         done: p.Done | None = None
         pieces: list[str] = []
-        for event in self._runner.chat(chat, timeout=GENERATE_TIMEOUT_S):
+        for event in self._started_runner().chat(chat, timeout=GENERATE_TIMEOUT_S):
             if isinstance(event, p.Done):
                 done = event
             else:
@@ -251,6 +258,12 @@ class _SelfTest:
         text = " ".join("".join(pieces).split())
         preview = f' ("{text[:60]}{"..." if len(text) > 60 else ""}")' if text else ""
         return self._generated_summary + preview
+
+    def _started_runner(self) -> WorkerRunner:
+        """The worker the "worker" step started (the steps run in order)."""
+        if self._runner is None:
+            raise StepFailed("the worker was not started")
+        return self._runner
 
     # ------------------------------------------------------------------ model lookup
 

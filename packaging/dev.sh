@@ -52,6 +52,6 @@ if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ] &&
 fi
 
 echo "== ruff"; "$venv/bin/ruff" check .
-echo "== mypy (strict, desktop/core)"; "$venv/bin/mypy"
+echo "== mypy (strict: core, engine, services, cli)"; "$venv/bin/mypy"
 echo "== import-linter"; "$venv/bin/lint-imports"
 echo "== pytest"; exec "$venv/bin/python" -m pytest "${@:2}"
