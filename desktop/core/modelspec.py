@@ -17,7 +17,6 @@ state instead of a KV cache.
 from __future__ import annotations
 
 import math
-
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field

@@ -45,22 +45,29 @@ def main() -> int:
     ok = True
     from desktop.core.gguf import read_header_file
 
-    print(f"{'model':30} {'wall s':>7} {'llama.cpp s':>12} {'read':>11} {'header':>11} "
-          f"{'file':>10}")
+    print(
+        f"{'model':30} {'wall s':>7} {'llama.cpp s':>12} {'read':>11} {'header':>11} {'file':>10}"
+    )
     for path in (gemma_file(), eight_b):
         started = time.perf_counter()
         done = subprocess.run(
             [sys.executable, "-c", _CHILD, str(path)],
-            capture_output=True, text=True, check=True, cwd=REPO_ROOT, timeout=120,
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=REPO_ROOT,
+            timeout=120,
         )
         wall = time.perf_counter() - started
         answer = json.loads(done.stdout.strip().splitlines()[-1])
         size = path.stat().st_size
         header = read_header_file(path).data_offset
         ok &= bool(answer["ok"]) and wall < 2.0 and answer["read"] <= header + 2**20
-        print(f"{path.name[:30]:30} {wall:>7.2f} {answer['seconds']:>12.2f} "
-              f"{answer['read'] / 2**20:>7.2f} MiB {header / 2**20:>7.2f} MiB "
-              f"{size / 2**30:>6.2f} GiB")
+        print(
+            f"{path.name[:30]:30} {wall:>7.2f} {answer['seconds']:>12.2f} "
+            f"{answer['read'] / 2**20:>7.2f} MiB {header / 2**20:>7.2f} MiB "
+            f"{size / 2**30:>6.2f} GiB"
+        )
     print("targets met (< 2 s, no tensor data read)" if ok else "TARGETS MISSED")
     return 0 if ok else 1
 

@@ -61,8 +61,10 @@ def bare_rate(path: Path, threads: int, tokens: int) -> float:
 
 
 def model_files(names: list[str]) -> dict[str, Path]:
-    shapes = {"3b": ("llama-3.2-3b-shape-q4_k.gguf", LLAMA_3B_Q4),
-              "8b": ("llama-3.1-8b-shape-q4_k.gguf", LLAMA_8B_Q4)}
+    shapes = {
+        "3b": ("llama-3.2-3b-shape-q4_k.gguf", LLAMA_3B_Q4),
+        "8b": ("llama-3.1-8b-shape-q4_k.gguf", LLAMA_8B_Q4),
+    }
     files: dict[str, Path] = {}
     for name in names:
         if name == "gemma":
@@ -90,8 +92,10 @@ def main() -> int:
     if args.threads:
         thread_counts = sorted({int(t) for t in args.threads.split(",")} | {default})
     print(f"prediction: {figures.describe()}; default threads {default}")
-    print(f"{'model':10} {'threads':>7} {'bare':>9} {'app':>9} {'predicted':>10} "
-          f"{'pred/app':>9} {'app/bare':>9}")
+    print(
+        f"{'model':10} {'threads':>7} {'bare':>9} {'app':>9} {'predicted':>10} "
+        f"{'pred/app':>9} {'app/bare':>9}"
+    )
     ok = True
     for name, path in model_files(args.models.split(",")).items():
         bares = {}
@@ -99,15 +103,23 @@ def main() -> int:
             bare = bare_rate(path, threads, args.tokens)
             bares[threads] = bare
             result = run_bench(
-                path, n_ctx=2048, n_gpu_layers=0, tokens=args.tokens, prompt_tokens=1,
-                profile=profile, n_threads=threads, figures=figures,
+                path,
+                n_ctx=2048,
+                n_gpu_layers=0,
+                tokens=args.tokens,
+                prompt_tokens=1,
+                profile=profile,
+                n_threads=threads,
+                figures=figures,
             )
             app = float(result["gen_tokens_per_s"])
             predicted = float(result["predicted_tokens_per_s"])
             ratio = predicted / app
             ok &= 0.85 <= ratio <= 1.15
-            print(f"{name:10} {threads:>7} {bare:>9.2f} {app:>9.2f} {predicted:>10.2f} "
-                  f"{ratio:>9.3f} {app / bare:>9.3f}")
+            print(
+                f"{name:10} {threads:>7} {bare:>9.2f} {app:>9.2f} {predicted:>10.2f} "
+                f"{ratio:>9.3f} {app / bare:>9.3f}"
+            )
         best = max(bares.values())
         default_app = app if thread_counts[-1] == default else 0.0
         share = default_app / best

@@ -33,7 +33,9 @@ CPU = Device("CPU", "cpu", 64 * 2**30, 20 * 10**9, 1e11, cpu_features=("avx", "a
 BUILD = "test-build"
 
 
-def _plan_and_dry(path: Path, settings: Settings, cache: Path | None = None) -> tuple[object, DryRun]:
+def _plan_and_dry(
+    path: Path, settings: Settings, cache: Path | None = None
+) -> tuple[object, DryRun]:
     spec = spec_from_header(read_header_file(path))
     plan = estimate(spec, replace(settings, n_gpu_layers=0), [CPU])
     return plan, dry_run(path, dry_run_request(plan), build=BUILD, cache_dir=cache)
@@ -94,7 +96,7 @@ def test_a_real_size_shape_dry_runs_without_reading_its_data(tmp_path: Path) -> 
     path = write_header_only(tmp_path / "llama8b.gguf", LLAMA_8B_Q4)
     # The file's data is a sparse hole: a dry run that read it would allocate 4.7 GB of page
     # cache and take seconds; this one reads the header only.
-    plan, dry = _plan_and_dry(path, Settings(n_ctx=8192))
+    _, dry = _plan_and_dry(path, Settings(n_ctx=8192))
     assert dry.ok, dry.reason
     assert _by(dry.buffers, "kv") == {"CPU": 32 * 8192 * 2 * 8 * 128 * 2}  # f16 K and V
     assert dry.seconds < 5
@@ -122,8 +124,11 @@ def _write_with_extra_tensor(path: Path, model: SynthModel) -> Path:
         if type_name == "F32":
             writer.add_tensor(name, data)
         else:
-            writer.add_tensor(name, gguf.quants.quantize(data, gguf.GGMLQuantizationType.Q8_0),
-                              raw_dtype=gguf.GGMLQuantizationType.Q8_0)
+            writer.add_tensor(
+                name,
+                gguf.quants.quantize(data, gguf.GGMLQuantizationType.Q8_0),
+                raw_dtype=gguf.GGMLQuantizationType.Q8_0,
+            )
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
@@ -181,13 +186,19 @@ def test_calibrate_measures_stores_and_reports(tmp_path: Path, gemma_path: Path)
     """`calibrate`: the starter model and the sparse 1B shape, stored, refitted, reported."""
     import os
 
-    env = dict(os.environ, XDG_DATA_HOME=str(tmp_path / "data"), XDG_CACHE_HOME=str(tmp_path / "cache"))
+    env = dict(
+        os.environ, XDG_DATA_HOME=str(tmp_path / "data"), XDG_CACHE_HOME=str(tmp_path / "cache")
+    )
     models = tmp_path / "data" / "llm-workbench" / "models"
     models.mkdir(parents=True)
     (models / gemma_path.name).symlink_to(gemma_path)  # the starter model, already in place
     done = subprocess.run(
         [sys.executable, "-m", "desktop.cli", "calibrate", "--json"],
-        capture_output=True, text=True, timeout=900, check=False, env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+        env=env,
     )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
@@ -199,7 +210,11 @@ def test_calibrate_measures_stores_and_reports(tmp_path: Path, gemma_path: Path)
     assert all(r["gen_tokens_per_s"] > 0 for r in result["runs"])
     again = subprocess.run(
         [sys.executable, "-m", "desktop.cli", "hardware", "--json", "--no-bandwidth"],
-        capture_output=True, text=True, timeout=300, check=False, env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env=env,
     )
     assert json.loads(again.stdout)["calibration"]["runs"] == result["after"]["runs"]
     shape = tmp_path / "cache" / "llm-workbench" / "calibration" / "llama-3.2-1b-shape-q4_k.gguf"

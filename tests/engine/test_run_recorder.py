@@ -41,7 +41,10 @@ def _chat(qtbot: Any, client: EngineClient, tokens: int) -> p.Done:
 
 
 def test_each_answer_is_stored_and_refits_the_figures(
-    qtbot: Any, client: EngineClient, gemma_load: Callable[..., p.Load], gemma_path: Path,
+    qtbot: Any,
+    client: EngineClient,
+    gemma_load: Callable[..., p.Load],
+    gemma_path: Path,
     tmp_path: Path,
 ) -> None:
     db = tmp_path / "history.sqlite3"

@@ -79,13 +79,15 @@ CASES: dict[str, tuple[Callable[[Path], Path], str]] = {
         "at most 512",
     ),
     "NaN float hyperparameter": (
-        lambda p: _write(p, ACCURACY_MODELS["llama-gqa"], ACCURACY_MODELS["llama-gqa"],
-                         _eps(math.nan)),
+        lambda p: _write(
+            p, ACCURACY_MODELS["llama-gqa"], ACCURACY_MODELS["llama-gqa"], _eps(math.nan)
+        ),
         "rope.scaling.factor is nan",
     ),
     "infinite float hyperparameter": (
-        lambda p: _write(p, ACCURACY_MODELS["llama-gqa"], ACCURACY_MODELS["llama-gqa"],
-                         _eps(math.inf)),
+        lambda p: _write(
+            p, ACCURACY_MODELS["llama-gqa"], ACCURACY_MODELS["llama-gqa"], _eps(math.inf)
+        ),
         "rope.scaling.factor is inf",
     ),
     "data alignment below ggml's 32 bytes": (
@@ -95,8 +97,18 @@ CASES: dict[str, tuple[Callable[[Path], Path], str]] = {
 }
 
 #: A model whose first tensor's data is 8-byte aligned but not 32-byte aligned.
-_ODD = replace(ACCURACY_MODELS["llama-gqa"], n_vocab=300, n_embd=64, n_head=4, n_head_kv=2,
-               head_dim=16, n_ff=128, weight_type="F32", embd_type="F32", output_type="F32")
+_ODD = replace(
+    ACCURACY_MODELS["llama-gqa"],
+    n_vocab=300,
+    n_embd=64,
+    n_head=4,
+    n_head_kv=2,
+    head_dim=16,
+    n_ff=128,
+    weight_type="F32",
+    embd_type="F32",
+    output_type="F32",
+)
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -109,7 +121,10 @@ def test_the_header_reader_refuses_what_aborts_llama_cpp(tmp_path: Path, case: s
     assert words in str(info.value)
     done = subprocess.run(
         [sys.executable, "-m", "desktop.cli", "estimate", str(path), "--no-check", "--json"],
-        capture_output=True, text=True, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert done.returncode == 1
     assert words in done.stderr and "Traceback" not in done.stderr
@@ -119,9 +134,19 @@ def test_a_good_moe_model_still_reads(tmp_path: Path) -> None:
     spec = spec_from_header(read_header_file(_write(tmp_path / "moe.gguf", MOE, MOE)))
     assert spec.n_expert == 16 and spec.n_expert_used == 4
     done = subprocess.run(
-        [sys.executable, "-m", "desktop.cli", "estimate", str(tmp_path / "moe.gguf"),
-         "--no-check", "--json"],
-        capture_output=True, text=True, timeout=120, check=False,
+        [
+            sys.executable,
+            "-m",
+            "desktop.cli",
+            "estimate",
+            str(tmp_path / "moe.gguf"),
+            "--no-check",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["verdict"] in ("CPU_ONLY", "FULL_GPU", "PARTIAL")

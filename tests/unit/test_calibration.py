@@ -37,7 +37,9 @@ def _work(decode_gb: float) -> tuple[DeviceWork, ...]:
     return (DeviceWork("cpu", decode_gb * GB, BANDWIDTH, 2 * decode_gb * GB, 100e9),)
 
 
-def _run(decode_gb: float, threads: int, figures: SpeedFigures = TRUE, scale: float = 1.0) -> SpeedRun:
+def _run(
+    decode_gb: float, threads: int, figures: SpeedFigures = TRUE, scale: float = 1.0
+) -> SpeedRun:
     work = _work(decode_gb)
     return SpeedRun(
         work=work,
