@@ -222,7 +222,7 @@ def _version() -> str:
 def _load_catalog_rows() -> list[Any]:
     """Runs on the thread pool: read models.json and build each variant's spec."""
     from desktop.core.catalog import load_catalog
-    from desktop.ui.rows import catalog_rows
+    from desktop.core.rows import catalog_rows
 
     return catalog_rows(load_catalog())
 
@@ -234,7 +234,7 @@ def _scan_library(folders: list[Path]) -> list[Any]:
     into the models folder, so a fresh install can chat at once without any download.
     """
     from desktop.core.library import ensure_starter_model, scan
-    from desktop.ui.rows import library_rows
+    from desktop.core.rows import library_rows
 
     if folders:
         try:
@@ -245,14 +245,25 @@ def _scan_library(folders: list[Path]) -> list[Any]:
 
 
 def _detect_hardware() -> Any:
-    """Runs on the thread pool: the whole hardware check (never raises by design)."""
+    """Runs on the thread pool: the whole hardware check (never raises by design), and the
+    speed figures this computer has earned from its measured runs."""
     from desktop.core.hardware import detect
+    from desktop.core.runs import load_figures, profile_machine_key
 
-    return detect()
+    profile = detect()
+    key = profile_machine_key(profile)
+    return profile, key, load_figures(key)
 
 
 def _wire_panels(
-    window: Any, state: Any, engine: Any, monitor: Any, downloads: Any, chat: Any, plots: Any
+    window: Any,
+    state: Any,
+    engine: Any,
+    monitor: Any,
+    downloads: Any,
+    chat: Any,
+    plots: Any,
+    recorder: Any,
 ) -> None:
     """Connect the chat, the live monitor and the downloads to the engine and the window."""
     engine.token.connect(monitor.add_token)
@@ -266,15 +277,21 @@ def _wire_panels(
 
     engine.stateChanged.connect(on_state)
 
-    def on_load_requested(_path: str, chosen: Any) -> None:
-        # The prediction drawn beside the live plots is the plan for exactly these settings.
+    def on_load_requested(path: str, chosen: Any) -> None:
+        # The prediction drawn beside the live plots is the plan for exactly these settings,
+        # and each answer of this load is stored beside it (the calibration's runs).
+        from dataclasses import replace
+
         from desktop.core.estimate import estimate
 
         row = window.models_panel.current_row()
         devices = state.devices()
         if row is not None and row.spec is not None and devices:
-            plots.set_prediction(estimate(row.spec, chosen.settings, devices))
+            settings = replace(chosen.settings, n_threads=chosen.n_threads)
+            plots.set_prediction(estimate(row.spec, settings, devices))
             chat.set_model_name(f"{row.name} {row.quant}")
+            size = row.file_size_bytes or 0
+            recorder.expect(row.spec, settings, devices, Path(path).name, size)
         else:
             plots.set_prediction(None)
 
@@ -292,6 +309,37 @@ def _wire_panels(
     window.downloadRequested.connect(on_download)
 
 
+def _wire_calibration(
+    window: Any, state: Any, recorder: Any, history_path: Path | None
+) -> None:
+    """The hardware bar's "Measure speed": `llm-workbench calibrate` in its own process,
+    then this computer's figures refitted from the runs it stored."""
+    from desktop.core.runs import load_figures
+    from desktop.services.calibration_job import CalibrationJob
+    from desktop.services.tasks import run_in_thread
+
+    job = CalibrationJob(window)
+    panel = window.hardware_panel
+    pending: list[Any] = []
+
+    def on_finished(ok: bool, message: str) -> None:
+        panel.set_calibration_progress(message, running=False)
+        machine = recorder.machine
+        if ok and machine is not None:
+            pending.append(
+                run_in_thread(
+                    lambda: load_figures(machine, history_path),
+                    state.set_figures,
+                    lambda exc: log.warning("refitting after calibration failed: %s", exc),
+                )
+            )
+
+    panel.calibrateRequested.connect(job.start)
+    job.progress.connect(lambda line: panel.set_calibration_progress(line, running=True))
+    job.finished.connect(on_finished)
+    window.destroyed.connect(job.cancel)
+
+
 @dataclass
 class Workbench:
     """Everything the window is made of, wired together (see :func:`assemble`)."""
@@ -305,6 +353,7 @@ class Workbench:
     downloads: Any
     chat: Any
     plots: Any
+    recorder: Any
 
 
 def assemble(
@@ -320,6 +369,7 @@ def assemble(
     from desktop.services.download_manager import DownloadManager
     from desktop.services.engine_client import EngineClient
     from desktop.services.monitor import Monitor
+    from desktop.services.run_recorder import RunRecorder
     from desktop.ui.chat_panel import ChatPanel
     from desktop.ui.downloads_panel import DownloadsPanel
     from desktop.ui.main_window import MainWindow
@@ -351,8 +401,13 @@ def assemble(
     window.set_chat_widget(chat)
     window.set_monitor_widget(plots)
     window.set_downloads_widget(DownloadsPanel(downloads))
-    _wire_panels(window, state, engine, monitor, downloads, chat, plots)
-    return Workbench(state, table, window, engine, history, monitor, downloads, chat, plots)
+    recorder = RunRecorder(engine, path=history_path, parent=window)
+    recorder.figuresChanged.connect(state.set_figures)
+    _wire_calibration(window, state, recorder, history_path)
+    _wire_panels(window, state, engine, monitor, downloads, chat, plots, recorder)
+    return Workbench(
+        state, table, window, engine, history, monitor, downloads, chat, plots, recorder
+    )
 
 
 def main() -> int:
@@ -434,7 +489,10 @@ def main() -> int:
         folders = [current.models_path, *(Path(f).expanduser() for f in current.extra_folders)]
         return run_in_thread(lambda: _scan_library(folders), on_library, on_library_error)
 
-    def on_profile(profile: Any) -> None:
+    def on_profile(detected: Any) -> None:
+        profile, machine, figures = detected
+        parts.recorder.set_machine(machine)
+        state.set_figures(figures)
         state.set_real_profile(profile)
         finished("hardware")
 

@@ -17,12 +17,22 @@ from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from desktop import __version__
+
+if TYPE_CHECKING:  # the real imports wait inside each command: `--version` stays instant
+    from desktop.core.calibration import SpeedFigures
+    from desktop.core.estimate import Buffer, Plan, Settings
+    from desktop.core.gguf import GGUFHeader
+    from desktop.core.hardware import HardwareProfile
+    from desktop.core.llama_log import BufferLine
+    from desktop.core.modelspec import ModelSpec
+    from desktop.core.rows import ModelRow
 
 PROG = "llm-workbench"
 
@@ -102,6 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
     estimate.add_argument("--flash-attn", action="store_true", help="flash attention on")
     estimate.add_argument("--no-kv-offload", action="store_true", help="keep KV cache in RAM")
     estimate.add_argument("--reserve", type=float, default=None, help="GB of VRAM to keep free")
+    estimate.add_argument("--threads", type=_positive_int, default=None, help="CPU threads")
+    estimate.add_argument(
+        "--no-check",
+        action="store_true",
+        help="skip llama.cpp's dry run of a local file (header arithmetic only)",
+    )
 
     bench = sub.add_parser("bench", help="load a model, measure speed beside the prediction")
     bench.add_argument("target", metavar="PATH")
@@ -109,15 +125,28 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--gpu-layers", type=_layers, default=None, metavar="N|auto")
     bench.add_argument("--tokens", type=_positive_int, default=64)
     bench.add_argument("--prompt-tokens", type=_positive_int, default=128)
+    bench.add_argument(
+        "--threads", type=_positive_int, default=None, help="CPU threads (default: physical cores)"
+    )
+    bench.add_argument(
+        "--no-store",
+        action="store_true",
+        help="do not keep the run for this computer's calibration",
+    )
     bench.add_argument("--json", action="store_true", help="print JSON")
+
+    calibrate = sub.add_parser(
+        "calibrate", help="measure this computer's speed with a short standard run"
+    )
+    calibrate.add_argument("--json", action="store_true", help="print JSON")
     return parser
 
 
-def _print_json(data: Any) -> None:
+def _print_json(data: object) -> None:
     print(json.dumps(data, indent=2, sort_keys=False))
 
 
-def _load_profile(path: Path | None, *, measure: bool = True) -> Any:
+def _load_profile(path: Path | None, *, measure: bool = True) -> HardwareProfile:
     """This machine's profile, or a hand-written what-if profile from --hardware FILE."""
     from desktop.core.hardware import HardwareProfile, detect
 
@@ -133,7 +162,7 @@ def _load_profile(path: Path | None, *, measure: bool = True) -> Any:
         raise UserError(f"{path} is not a hardware profile: {exc}") from None
 
 
-def _read_target_header(target: str) -> Any:
+def _read_target_header(target: str) -> GGUFHeader:
     """A local GGUF path, or REPO[:FILE] on Hugging Face (only the header is fetched)."""
     from desktop.core.gguf import GGUFError, read_header_file
 
@@ -150,7 +179,7 @@ def _read_target_header(target: str) -> Any:
     return _read_remote_header(target)
 
 
-def _read_remote_header(target: str) -> Any:
+def _read_remote_header(target: str) -> GGUFHeader:
     from desktop.core import hub
     from desktop.core.gguf import GGUFError
 
@@ -180,11 +209,22 @@ def _cmd_hardware(args: argparse.Namespace) -> int:
     from desktop.core.hardware import summary_lines
 
     profile = _load_profile(None, measure=not args.no_bandwidth)
+    figures = _machine_figures(profile)
     if args.json:
-        print(profile.to_json())
+        data = json.loads(profile.to_json())
+        data["calibration"] = figures.to_dict()
+        _print_json(data)
     else:
         print("\n".join(summary_lines(profile)))
+        print(f"Speed predictions: {figures.describe()}.")
     return 0
+
+
+def _machine_figures(profile: HardwareProfile) -> SpeedFigures:
+    """This computer's speed figures, fitted from the runs measured on it."""
+    from desktop.core.runs import load_figures, profile_machine_key
+
+    return load_figures(profile_machine_key(profile))
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
@@ -210,8 +250,9 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-def _settings_from_args(args: argparse.Namespace, n_ctx_default: int) -> Any:
-    from desktop.core.estimate import MIB, Settings
+def _settings_from_args(args: argparse.Namespace, n_ctx_default: int) -> Settings:
+    from desktop.core.estimate import Settings
+    from desktop.core.units import GIB
 
     kwargs: dict[str, Any] = {
         "n_ctx": args.ctx or n_ctx_default,
@@ -225,14 +266,16 @@ def _settings_from_args(args: argparse.Namespace, n_ctx_default: int) -> Any:
     if getattr(args, "ubatch", None):
         kwargs["n_ubatch"] = args.ubatch
     if getattr(args, "reserve", None) is not None:
-        kwargs["reserve_bytes"] = int(args.reserve * 1024 * MIB)
+        kwargs["reserve_bytes"] = int(args.reserve * GIB)
     return Settings(**kwargs)
 
 
-def default_context(spec: Any) -> int:
-    """The context the app proposes: 4096, or the trained length when that is shorter."""
-    trained = int(getattr(spec, "n_ctx_train", 0) or 0)
-    return min(4096, trained) if trained else 4096
+def default_context(spec: ModelSpec) -> int:
+    """The context the app proposes: its default (4096), capped at the trained length."""
+    from desktop.core.estimate import capped_context
+    from desktop.core.settings import DEFAULT_N_CTX
+
+    return capped_context(DEFAULT_N_CTX, spec.n_ctx_train)
 
 
 def _cmd_estimate(args: argparse.Namespace) -> int:
@@ -247,15 +290,108 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
         raise UserError(f"cannot estimate this model: {exc}") from None
     settings = _settings_from_args(args, default_context(spec))
     profile = _load_profile(args.hardware)
-    plan = estimate(spec, settings, devices_from_profile(profile, settings.reserve_bytes))
+    # A what-if profile is another machine: this one's calibration does not apply to it.
+    figures = None if args.hardware else _machine_figures(profile)
+    devices = devices_from_profile(profile, settings.reserve_bytes, figures)
+    plan = estimate(spec, settings, devices)
+    result = plan.to_dict()
+    result["calibration"] = devices[-1].figures.to_dict()
+    local = Path(args.target).expanduser()
+    check = None
+    if local.is_file() and not args.no_check and args.hardware is None:
+        check = _dry_run_check(local, plan, profile)
+        result.update(check)
+    else:
+        result["checked_by_llama_cpp"] = False
     if args.json:
-        _print_json(plan.to_dict())
+        _print_json(result)
     else:
         print("\n".join(plan_lines(plan)))
+        print(f"Speed: {devices[-1].figures.describe()}.")
+        if check is not None:
+            print("\n".join(_check_lines(check)))
+    if check is not None and not check["checked_by_llama_cpp"]:
+        return 1
     return 0
 
 
-def plan_lines(plan: Any) -> list[str]:
+def _dry_run_check(path: Path, plan: Plan, profile: HardwareProfile) -> dict[str, Any]:
+    """llama.cpp's dry run of this load beside the plan (estimate --json's check keys)."""
+    from desktop.core.dryrun import dry_run, dry_run_request, with_header_weights
+    from desktop.core.estimate import compare_with_llama
+    from desktop.core.hardware import default_cache_dir
+
+    backends = getattr(profile.backends, "backends", ()) or ()
+    build = f"{getattr(profile.backends, 'llama_cpp_version', '')} {'/'.join(backends)}"
+    dry = dry_run(
+        path, dry_run_request(plan), build=build, cache_dir=default_cache_dir() / "dry-runs"
+    )
+    if not dry.ok:
+        return {"checked_by_llama_cpp": False, "llama_cpp_refused": dry.reason}
+    weights = [b for b in plan.buffers if b.component == "weights"]
+    report = with_header_weights(dry, [_buffer_line(b) for b in weights])
+    rows = compare_with_llama(plan, report)
+    layers_agree = dry.offloaded_layers in (None, plan.gpu_layers)
+    return {
+        "checked_by_llama_cpp": True,
+        "llama_cpp_check": {
+            "llama_cpp_version": dry.llama_cpp_version,
+            "seconds": dry.seconds,
+            "cached": dry.cached,
+            "gpu_layers": dry.offloaded_layers,
+            "layers_agree": layers_agree,
+            "n_ctx": dry.n_ctx,
+            "buffers": [
+                {
+                    "device": b.device,
+                    "component": b.component,
+                    "size_bytes": b.size_bytes,
+                    "source": "header" if b.component == "weights" else "llama.cpp",
+                }
+                for b in report.buffers
+            ],
+            "comparison": [
+                {
+                    "component": r.component,
+                    "estimated_bytes": r.estimated_bytes,
+                    "llama_cpp_bytes": r.reported_bytes,
+                    "error_pct": round(r.error_pct, 2),
+                }
+                for r in rows
+            ],
+        },
+    }
+
+
+def _buffer_line(buffer: Buffer) -> BufferLine:
+    from desktop.core.llama_log import BufferLine
+
+    return BufferLine(buffer.device, buffer.component, buffer.size_bytes)
+
+
+def _check_lines(check: dict[str, Any]) -> list[str]:
+    from desktop.core.units import format_bytes
+
+    if not check["checked_by_llama_cpp"]:
+        return ["", str(check["llama_cpp_refused"])]
+    info = check["llama_cpp_check"]
+    took = "cached" if info["cached"] else f"{info['seconds']:.2f} s"
+    lines = [
+        "",
+        f"Checked by llama.cpp {info['llama_cpp_version']} (dry run, {took}):",
+        f"{'buffer':10} {'estimated':>12} {'llama.cpp':>12} {'error':>8}",
+    ]
+    for row in info["comparison"]:
+        lines.append(
+            f"{row['component']:10} {format_bytes(row['estimated_bytes']):>12} "
+            f"{format_bytes(row['llama_cpp_bytes']):>12} {row['error_pct']:+7.2f}%"
+        )
+    if not info["layers_agree"]:
+        lines.append(f"llama.cpp would offload {info['gpu_layers']} layers.")
+    return lines
+
+
+def plan_lines(plan: Plan) -> list[str]:
     """A readable rendering of a Plan for the terminal."""
     from desktop.core.units import format_bytes
 
@@ -289,124 +425,112 @@ def plan_lines(plan: Any) -> list[str]:
     return lines
 
 
-VERDICT_ORDER = {"FULL_GPU": 0, "PARTIAL": 1, "CPU_ONLY": 2, "TOO_LARGE": 3}
+def _ranked_rows(
+    profile: HardwareProfile, settings: Settings, *, local: bool
+) -> list[tuple[ModelRow, Plan | None, str | None]]:
+    """(row, plan or None, a better sibling in words or None), best fit first.
 
-
-def model_rows(profile: Any, settings: Any, *, local: bool = False) -> list[dict[str, Any]]:
-    """Every catalog variant (or local GGUF file) with its plan, best fit first.
-
-    Best fit: the verdict first (full GPU, partial, CPU only, too large), then the biggest
-    file, since the largest model that still fits is usually the one a person wants.
+    The rows are the models table's (desktop.core.rows), ranked by its ``best_fit_key``: the
+    verdict first (full GPU, partial, CPU only, too large), then the biggest file.
     """
-    from desktop.core.estimate import devices_from_profile, estimate, sibling_suggestion
+    from desktop.core.estimate import devices_from_profile, estimate
+    from desktop.core.rows import best_fit_key, sibling_suggestions
 
     devices = devices_from_profile(profile, settings.reserve_bytes)
-    rows: list[dict[str, Any]] = []
-    plans: list[Any] = []
-    by_model: dict[str, list[tuple[str, Any]]] = {}
-    for name, quant, size, source, spec, problem in _model_specs(local):
-        row: dict[str, Any] = {"name": name, "quant": quant, "size_bytes": size, "source": source}
-        plan = None
-        if spec is None:
-            row.update(verdict=None, problem=problem)
-        else:
-            plan = estimate(spec, settings, devices)
-            row.update(plan.to_dict())
-            row["name"], row["model"] = name, spec.name
-            by_model.setdefault(name, []).append((quant, plan))
-        rows.append(row)
-        plans.append(plan)
+    rows = _local_rows() if local else _catalog_rows()
+    evaluated = [
+        (row, estimate(row.spec, settings, devices) if row.spec is not None else None)
+        for row in rows
+    ]
     # "Q4_K_M fits fully on the GPU.": the other quantizations of the same model, in words.
-    for row, plan in zip(rows, plans, strict=True):
-        better = sibling_suggestion(plan, by_model[row["name"]]) if plan else None
-        if better:
-            row["suggestion"] = (
-                f"{better} Or: {row['suggestion'][0].lower()}{row['suggestion'][1:]}"
-            )
-    rows.sort(
-        key=lambda r: (VERDICT_ORDER.get(r.get("verdict") or "", 9), -(r.get("size_bytes") or 0))
-    )
-    return rows
+    better = sibling_suggestions(evaluated)
+    ranked = sorted(zip(evaluated, better, strict=True), key=lambda item: best_fit_key(*item[0]))
+    return [(row, plan, suggestion) for (row, plan), suggestion in ranked]
 
 
-def _model_specs(local: bool) -> list[tuple[str, str, int | None, str, Any, str | None]]:
-    """(name, quant, size, source, spec or None, problem) for the catalog or local files."""
-    from desktop.core.modelspec import spec_from_catalog
-
-    out: list[tuple[str, str, int | None, str, Any, str | None]] = []
-    if local:
-        from desktop.core import library
-        from desktop.core.settings import default_models_dir, load_settings
-
-        user = load_settings()
-        folders = [Path(user.models_dir) if user.models_dir else default_models_dir()]
-        folders += [Path(f) for f in user.extra_folders]
-        library.ensure_starter_model(folders[0])  # once: the starter model is ready offline
-        for item in library.scan(folders):
-            quant = item.spec.quant_label if item.spec else item.status
-            problem = item.problem or (None if item.spec else "the header could not be read")
-            out.append((item.path.name, quant, item.size_bytes, str(item.path), item.spec, problem))
+def _row_dict(row: ModelRow, plan: Plan | None, better: str | None) -> dict[str, Any]:
+    """One row of ``models --json``: the file, then its plan (or why there is none)."""
+    name = _display_name(row)
+    out: dict[str, Any] = {
+        "name": name,
+        "quant": row.quant,
+        "size_bytes": row.file_size_bytes,
+        "source": row.location,
+    }
+    if plan is None or row.spec is None:  # a row has a plan exactly when it has a spec
+        out.update(verdict=None, problem=row.problem or row.note or "the header could not be read")
         return out
-    from desktop.core.catalog import CatalogError, load_catalog
-
-    try:
-        catalog = load_catalog()
-    except CatalogError as exc:
-        raise UserError(str(exc)) from None
-    for model, variant in catalog.variants():
-        try:
-            spec = spec_from_catalog(model, variant)
-            problem = None
-        except ValueError as exc:
-            spec, problem = None, str(exc)
-        out.append(
-            (
-                model.name,
-                variant.quant,
-                variant.size_bytes,
-                f"{variant.repo}:{variant.file}",
-                spec,
-                problem,
-            )
-        )
+    out.update(plan.to_dict())
+    out["name"], out["model"] = name, row.spec.name
+    if better:
+        out["suggestion"] = f"{better} Or: {out['suggestion'][0].lower()}{out['suggestion'][1:]}"
     return out
 
 
-def _owner(row: dict[str, Any]) -> str:
+def _display_name(row: ModelRow) -> str:
+    """The model's name; for a local file its file name, which tells two local files apart."""
+    return str(row.file_name if row.source == "local" else row.name)
+
+
+def _owner(row: ModelRow) -> str:
     """Who published the file: the repo owner for catalog rows, "local" for files."""
-    source = str(row.get("source", ""))
-    return source.split("/", 1)[0][:14] if ":" in source and "/" in source else "local"
+    return "local" if row.source == "local" else str(row.uploader)[:14]
+
+
+def _catalog_rows() -> list[ModelRow]:
+    from desktop.core.catalog import CatalogError, load_catalog
+    from desktop.core.rows import catalog_rows
+
+    try:
+        return catalog_rows(load_catalog())
+    except CatalogError as exc:
+        raise UserError(str(exc)) from None
+
+
+def _local_rows() -> list[ModelRow]:
+    """Every GGUF file in the app's folders and the other tools' (projectors listed too)."""
+    from desktop.core import library
+    from desktop.core.rows import library_rows
+    from desktop.core.settings import default_models_dir, load_settings
+
+    user = load_settings()
+    folders = [Path(user.models_dir) if user.models_dir else default_models_dir()]
+    folders += [Path(f) for f in user.extra_folders]
+    library.ensure_starter_model(folders[0])  # once: the starter model is ready offline
+    return library_rows(library.scan(folders), projectors=True)
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
+    from desktop.core.settings import DEFAULT_N_CTX
     from desktop.core.units import format_bytes
 
     profile = _load_profile(args.hardware)
-    settings = _settings_from_args(args, 4096)
-    rows = model_rows(profile, settings, local=args.local)
+    settings = _settings_from_args(args, DEFAULT_N_CTX)
+    ranked = _ranked_rows(profile, settings, local=args.local)
     if args.json:
-        _print_json({"n_ctx": settings.n_ctx, "models": rows})
+        _print_json({"n_ctx": settings.n_ctx, "models": [_row_dict(*item) for item in ranked]})
         return 0
-    if not rows:
+    if not ranked:
         print("No models found." if args.local else "The catalog is empty.")
         return 0
     print(
         f"{'model':36} {'quant':8} {'from':14} {'size':>8}  {'verdict':15} {'GPU':>9}"
         f" {'CPU':>9} {'tok/s':>7}"
     )
-    for r in rows:
+    for row, plan, better in ranked:
+        r = _row_dict(row, plan, better)
         if r.get("verdict") is None:
             print(
-                f"{r['name'][:36]:36} {r['quant'][:8]:8} {_owner(r):14} {'':>8}  "
+                f"{r['name'][:36]:36} {r['quant'][:8]:8} {_owner(row):14} {'':>8}  "
                 f"cannot estimate: {r.get('problem')}"
             )
             continue
         gpu = sum(d["total_bytes"] for d in r["devices"] if d["kind"] != "cpu")
         cpu = sum(d["total_bytes"] for d in r["devices"] if d["kind"] == "cpu")
-        speed = r.get("predicted_tokens_per_s")
+        speed = r.get("predicted_tokens_per_s")  # rounded as the JSON has it
         size = format_bytes(r["size_bytes"]) if r.get("size_bytes") else "?"
         print(
-            f"{r['name'][:36]:36} {r['quant'][:8]:8} {_owner(r):14} {size:>8}  "
+            f"{r['name'][:36]:36} {r['quant'][:8]:8} {_owner(row):14} {size:>8}  "
             f"{r['verdict_label']:15}"
             f" {format_bytes(gpu) if gpu else '-':>9} {format_bytes(cpu):>9}"
             f" {f'{speed:.1f}' if speed else '?':>7}"
@@ -415,21 +539,55 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from desktop.benchmark import bench_lines, run_bench
-    from desktop.core.gguf import GGUFError
-    from desktop.engine.runner import WorkerError, WorkerExited
+    from desktop.benchmark import bench_lines
 
     path = Path(args.target).expanduser()
     if not path.is_file():
         raise UserError(f"{args.target} is not a file.")
+    profile = _load_profile(None)
+    result = _bench(
+        path,
+        profile,
+        n_ctx=args.ctx,
+        n_gpu_layers=args.gpu_layers,
+        tokens=args.tokens,
+        prompt_tokens=args.prompt_tokens,
+        n_threads=args.threads,
+    )
+    if not args.no_store:
+        _store_run(profile, result, "bench")
+    if args.json:
+        _print_json(result)
+    else:
+        print("\n".join(bench_lines(result)))
+    return 0
+
+
+def _bench(
+    path: Path,
+    profile: HardwareProfile,
+    *,
+    n_ctx: int,
+    n_gpu_layers: int | None,
+    tokens: int,
+    prompt_tokens: int,
+    n_threads: int | None,
+) -> dict[str, Any]:
+    """run_bench with this computer's figures; worker failures become a UserError."""
+    from desktop.benchmark import run_bench
+    from desktop.core.gguf import GGUFError
+    from desktop.engine.runner import WorkerError, WorkerExited
+
     try:
-        result = run_bench(
+        return run_bench(
             path,
-            n_ctx=args.ctx,
-            n_gpu_layers=args.gpu_layers,
-            tokens=args.tokens,
-            prompt_tokens=args.prompt_tokens,
-            profile=_load_profile(None),
+            n_ctx=n_ctx,
+            n_gpu_layers=n_gpu_layers,
+            tokens=tokens,
+            prompt_tokens=prompt_tokens,
+            profile=profile,
+            n_threads=n_threads,
+            figures=_machine_figures(profile),
         )
     except GGUFError as exc:
         raise UserError(f"{path.name} is not a usable GGUF file: {exc}") from None
@@ -437,10 +595,130 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         raise UserError(str(exc)) from None
     except WorkerExited as exc:
         raise UserError(f"the llama.cpp worker stopped unexpectedly: {exc}") from None
+
+
+def _store_run(profile: HardwareProfile, result: dict[str, Any], source: str) -> None:
+    """Keep a bench result for this computer's calibration (the JSON keeps a plain copy)."""
+    from desktop.core.runs import MeasuredRun, RunStore, profile_machine_key
+
+    speed_run = result.pop("speed_run")
+    result["speed_run"] = {
+        "threads": speed_run.threads,
+        "work": [w.to_dict() for w in speed_run.work],
+    }
+    if not speed_run.decode_tokens_per_s:
+        return
+    measured = MeasuredRun(
+        machine=profile_machine_key(profile),
+        source=source,
+        model=str(result["file"]),
+        model_bytes=int(result["file_bytes"]),
+        run=speed_run,
+        predicted_tokens_per_s=result["predicted_tokens_per_s"],
+        predicted_prompt_tokens_per_s=result["predicted_prompt_tokens_per_s"],
+        details={
+            k: result[k]
+            for k in (
+                "n_ctx",
+                "gpu_layers",
+                "prompt_tokens",
+                "generated_tokens",
+                "time_to_first_token_s",
+                "peak_worker_rss_bytes",
+                "peak_worker_vram_bytes",
+                "llama_cpp_version",
+            )
+        },
+    )
+    try:
+        with RunStore() as store:
+            store.add(measured)
+    except (OSError, sqlite3.Error) as exc:
+        print(f"{PROG}: could not keep the run for calibration: {exc}", file=sys.stderr)
+
+
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    """A short standard measurement: the starter model, then a sparse real-size shape."""
+    from desktop.core.estimate import Device, resolved_threads
+    from desktop.core.estimate import Settings as PlanSettings
+    from desktop.core.hardware import default_cache_dir
+    from desktop.core.library import ensure_starter_model
+    from desktop.core.settings import load_settings
+    from desktop.core.synth import CALIBRATION_SHAPE, write_header_only
+
+    profile = _load_profile(None)
+    before = _machine_figures(profile)
+    models_dir = load_settings().models_path
+    starter = ensure_starter_model(models_dir)
+    shape = default_cache_dir() / "calibration" / "llama-3.2-1b-shape-q4_k.gguf"
+    if not shape.exists():
+        shape.parent.mkdir(parents=True, exist_ok=True)
+        partial = shape.with_suffix(".part")
+        write_header_only(partial, CALIBRATION_SHAPE)
+        partial.replace(shape)
+    cpu = profile.cpu
+    threads = resolved_threads(
+        Device(
+            "CPU",
+            "cpu",
+            0,
+            None,
+            physical_cores=cpu.physical_cores or 0,
+            logical_cores=cpu.logical_cores or 0,
+        ),
+        PlanSettings(),
+    )
+    plan: list[tuple[Path, int]] = []
+    if starter is not None:
+        plan.append((starter, threads))
+    plan.append((shape, threads))
+    if threads > 1:
+        plan.append((shape, 1))  # how the speed grows with threads
+    measured = []
+    for path, n in plan:
+        if not args.json:
+            print(f"measuring {path.name} with {n} thread{'s' if n > 1 else ''}...", flush=True)
+        result = _bench(
+            path, profile, n_ctx=2048, n_gpu_layers=None, tokens=48, prompt_tokens=48, n_threads=n
+        )
+        _store_run(profile, result, "calibrate")
+        measured.append(result)
+    after = _machine_figures(profile)
     if args.json:
-        _print_json(result)
-    else:
-        print("\n".join(bench_lines(result)))
+        _print_json(
+            {
+                "before": before.to_dict(),
+                "after": after.to_dict(),
+                "runs": [
+                    {
+                        k: r[k]
+                        for k in ("file", "threads", "gen_tokens_per_s", "predicted_tokens_per_s")
+                    }
+                    for r in measured
+                ],
+            }
+        )
+        return 0
+    print()
+    print(f"{'model':34} {'threads':>7} {'measured':>10} {'predicted before':>17}")
+    for r in measured:
+        print(
+            f"{r['file'][:34]:34} {r['threads']:>7} {r['gen_tokens_per_s']:>6.1f} t/s "
+            f"{r['predicted_tokens_per_s'] or 0:>13.1f} t/s"
+        )
+    print()
+    print(f"Speed predictions are now {after.describe()}.")
+    changes = [
+        ("fixed cost per token", "per_token_seconds", 1000, "ms"),
+        ("CPU decode per thread", "cpu_thread_bytes_per_s", 1e-9, "GB/s"),
+        ("thread scaling exponent", "cpu_thread_scaling", 1, ""),
+        ("RAM bandwidth reached", "cpu_decode_efficiency", 100, "%"),
+        ("CPU compute efficiency", "cpu_compute_efficiency", 100, "%"),
+    ]
+    for label, name, scale, unit in changes:
+        old = getattr(before, name) * scale
+        new = getattr(after, name) * scale
+        print(f"  {label:26} {old:8.2f} -> {new:8.2f} {unit}")
     return 0
 
 
@@ -450,6 +728,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from desktop.engine.worker import main as worker_main
 
         return worker_main()
+    if args_list[:1] == ["--dry-run"]:  # the frozen app's llama.cpp dry run
+        from desktop.engine.dryrun import main as dry_run_main
+
+        return dry_run_main(args_list)
     if args_list[:1] == ["--probe-backends"]:  # the frozen app's backend probe
         from desktop.engine.probe import main as probe_main
 
@@ -470,6 +752,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "inspect": _cmd_inspect,
         "estimate": _cmd_estimate,
         "bench": _cmd_bench,
+        "calibrate": _cmd_calibrate,
     }
     try:
         return handlers[args.command](args)

@@ -43,14 +43,20 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any
 
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
 
+from desktop.core.calibration import (
+    DEFAULT_FIGURES,
+    DeviceWork,
+    SpeedFigures,
+    decode_seconds,
+    prompt_seconds,
+)
 from desktop.core.modelspec import LayerSpec, ModelSpec, TensorSlice
-
-MIB = 1024 * 1024
-GIB = 1024 * MIB
+from desktop.core.threads import default_threads
+from desktop.core.units import GIB, MIB
 
 KV_TYPES = ("f16", "q8_0", "q4_0")
 _KV_GGML = {
@@ -68,63 +74,42 @@ CPU_ALIGN = 32
 CUDA_ALIGN = 128
 CUDA_ROW_PADDING = 512
 
-#: Memory a backend uses that llama.cpp does not report as a buffer. The CUDA figure is the
-#: context plus cuBLAS workspace as commonly observed on recent drivers (about 300 MiB);
-#: Vulkan is lighter; Metal maps host memory. To calibrate with NVML on real cards.
-BACKEND_OVERHEAD_BYTES = {
-    "cuda": 300 * MIB,
-    "vulkan": 150 * MIB,
-    "metal": 0,
-    "rocm": 300 * MIB,
-    "sycl": 300 * MIB,
-    "gpu": 300 * MIB,
-}
+#: Memory a backend uses that llama.cpp does not report as a buffer (the CUDA context and
+#: cuBLAS workspace, ...): per backend in desktop.core.calibration (defaults, replaced on this
+#: machine by what NVML measured beyond llama.cpp's buffers).
 #: The worker process itself (Python, llama-cpp-python, ggml) before any model: its RSS measured
 #: 41 MiB on Linux x86_64 (Python 3.11, llama-cpp-python 0.3.36), rounded up. The model's own
 #: host structures (vocabulary, tensor metadata) come on top and are not modelled yet.
 CPU_PROCESS_OVERHEAD_BYTES = 48 * MIB
 
-#: Fraction of theoretical bandwidth that decoding reaches, per backend. Starting values from
-#: the common observation that llama.cpp reaches 60-80% of peak on GPUs and about half of a
-#: measured copy bandwidth on CPUs; each to be calibrated from measurements.
-BANDWIDTH_EFFICIENCY = {
-    "cpu": 0.55,
-    "cuda": 0.75,
-    "metal": 0.70,
-    "vulkan": 0.65,
-    "rocm": 0.65,
-    "sycl": 0.55,
-    "gpu": 0.65,
-}
-#: Fraction of peak FLOPS that prompt processing reaches.
-COMPUTE_EFFICIENCY = {
-    "cpu": 0.35,
-    "cuda": 0.45,
-    "metal": 0.40,
-    "vulkan": 0.35,
-    "rocm": 0.35,
-    "sycl": 0.30,
-    "gpu": 0.35,
-}
+#: Decode and prompt efficiencies, the CPU threads' decode rate and the fixed cost per token
+#: are desktop.core.calibration's SpeedFigures: fitted from runs measured on this computer,
+#: with defaults measured on the development machine.
 #: Peak f32 FLOPs per cycle per physical core with AVX2 FMA (2 x 8-wide FMA units), used when
 #: the CPU's FLOPS are not known; 3.0 GHz is assumed when the clock is unknown.
 CPU_FLOPS_PER_CYCLE = 32
 CPU_ASSUMED_HZ = 3.0e9
 #: n_embd-wide f32 rows counted beside the logits at the output (see _compute_bytes).
 OUTPUT_PHASE_EMBD_ROWS = 4
-#: With fewer threads than physical cores the CPU reaches only part of its bandwidth and FLOPS:
-#: measured on a 2-vCPU machine, 1 thread decoded Gemma 3 270M at 0.69x the 2-thread speed
-#: (44 vs 64 tok/s), i.e. about sqrt(threads / cores). One machine: to calibrate on more.
-CPU_THREAD_SHARE_EXPONENT = 0.5
 #: Decoding assumes the KV cache is half full on average over a conversation.
 KV_FILL_FOR_SPEED = 0.5
 
 
 class Verdict(StrEnum):
+    """Where a model runs, best first: the order of the members is the one every list uses."""
+
     FULL_GPU = "FULL_GPU"
     PARTIAL = "PARTIAL"
     CPU_ONLY = "CPU_ONLY"
     TOO_LARGE = "TOO_LARGE"
+
+    @property
+    def rank(self) -> int:
+        """0 for FULL_GPU, 1 PARTIAL, 2 CPU_ONLY, 3 TOO_LARGE: lower fits better."""
+        return _VERDICT_RANK[self]
+
+
+_VERDICT_RANK = {verdict: rank for rank, verdict in enumerate(Verdict)}
 
 
 @dataclass(frozen=True)
@@ -142,7 +127,7 @@ class Settings:
     swa_full: bool = True  # llama-cpp-python keeps the full-size SWA cache by default
     n_seq_max: int = 1
     reserve_bytes: int = 512 * MIB  # VRAM the person keeps free for the desktop and games
-    n_threads: int | None = None  # CPU threads; None: llama-cpp-python's default (logical / 2)
+    n_threads: int | None = None  # CPU threads; None: the physical cores (core.threads)
 
     def __post_init__(self) -> None:
         if self.kv_type not in KV_TYPES:
@@ -164,6 +149,8 @@ class Device:
     cpu_features: tuple[str, ...] = ()
     physical_cores: int = 0  # CPU only: for the share of bandwidth/FLOPS the threads reach
     logical_cores: int = 0
+    #: This computer's speed figures (calibrated, or the defaults); not part of the identity.
+    figures: SpeedFigures = field(default=DEFAULT_FIGURES, compare=False)
 
     @property
     def is_gpu(self) -> bool:
@@ -305,17 +292,13 @@ def _round(value: float | None) -> float | None:
 # --------------------------------------------------------------------------- devices
 
 
-class _GpuLike(Protocol):
-    name: str
-    vendor: str
-    vram_total_bytes: int | None
-    vram_free_bytes: int | None
-    bandwidth_bytes_per_s: int | None
-    unified_memory: bool
-
-
-def devices_from_profile(profile: Any, reserve_bytes: int = 512 * MIB) -> list[Device]:
+def devices_from_profile(
+    profile: Any, reserve_bytes: int = 512 * MIB, figures: SpeedFigures | None = None
+) -> list[Device]:
     """Devices of a HardwareProfile (or a what-if profile): every usable GPU, then the CPU.
+
+    ``figures`` are this computer's calibrated speed figures; a what-if profile (another
+    machine) gets the defaults.
 
     GPUs the installed llama.cpp cannot use are left out, as llama.cpp would leave them idle;
     a what-if profile without backend information is assumed to have a matching build.
@@ -344,6 +327,7 @@ def devices_from_profile(profile: Any, reserve_bytes: int = 512 * MIB) -> list[D
                 bandwidth_bytes_per_s=gpu.bandwidth_bytes_per_s,
                 flops=_gpu_flops(gpu),
                 unified_memory=bool(gpu.unified_memory),
+                figures=figures or DEFAULT_FIGURES,
             )
         )
     memory = profile.memory
@@ -361,6 +345,7 @@ def devices_from_profile(profile: Any, reserve_bytes: int = 512 * MIB) -> list[D
         cpu_features=build_cpu_features(profile),
         physical_cores=cores,
         logical_cores=int(getattr(cpu, "logical_cores", 0) or cores),
+        figures=figures or DEFAULT_FIGURES,
     )
     return [*gpus, cpu_device]
 
@@ -607,6 +592,16 @@ def padded_ctx(n_ctx: int) -> int:
     return _pad(max(n_ctx, 1), CTX_PAD)
 
 
+def capped_context(n_ctx: int, n_ctx_train: int | None) -> int:
+    """The context to plan and load with: ``n_ctx``, or the trained length when that is shorter
+    (None or 0: not known, ``n_ctx`` as asked).
+
+    llama.cpp would allocate a longer context than the model was trained for, but the model
+    cannot use it; every app (and this one) caps it.
+    """
+    return min(n_ctx, n_ctx_train) if n_ctx_train else n_ctx
+
+
 def _cells(spec: ModelSpec, settings: Settings) -> tuple[int, int]:
     """(cells of the full-attention cache, cells of the sliding-window cache)."""
     n_ctx = padded_ctx(settings.n_ctx)
@@ -630,19 +625,6 @@ def _kv_bytes_per_cell(
         # Without flash attention V is stored transposed, every layer at the widest V row.
         v_width = v_width_max
     return int(k + v_width * type_size / block)
-
-
-def kv_cells(spec: ModelSpec, settings: Settings, layer: LayerSpec) -> int:
-    """Cells in the KV cache that holds `layer` (the SWA cache is smaller unless swa_full)."""
-    full, swa = _cells(spec, settings)
-    return swa if layer.is_swa else full
-
-
-def layer_kv_bytes(spec: ModelSpec, settings: Settings, layer: LayerSpec) -> int:
-    """K and V cache bytes of one layer (0 for recurrent layers)."""
-    v_max = max((lay.n_embd_v_gqa for lay in spec.layers), default=0)
-    per_cell = _kv_bytes_per_cell(spec, layer, settings.kv_type, settings.flash_attn, v_max)
-    return per_cell * kv_cells(spec, settings, layer)
 
 
 def kv_cache_bytes(spec: ModelSpec, settings: Settings) -> int:
@@ -775,7 +757,7 @@ def _gpu_plan(
         ):
             if size:
                 buffers.append(Buffer(name, component, size))
-    overhead = BACKEND_OVERHEAD_BYTES.get(gpu.kind, BACKEND_OVERHEAD_BYTES["gpu"])
+    overhead = gpu.figures.overhead(gpu.kind)
     return DevicePlan(
         name=gpu.name,
         kind=gpu.kind,
@@ -978,15 +960,15 @@ def max_ctx_full_gpu(spec: ModelSpec, settings: Settings, devices: Sequence[Devi
 # ---------------------------------------------------------------------------- speed
 
 
-def predict_speed(
+def speed_work(
     spec: ModelSpec, settings: Settings, devices: Sequence[Device], n_gpu_layers: int
-) -> tuple[float | None, float | None]:
-    """(decode tokens/s, prompt tokens/s) for this placement; None when a figure is unknown.
+) -> list[DeviceWork]:
+    """What each device does per token for this placement (the speed model's input).
 
     Decoding reads, per token, each device's active weights (MoE: only the routed experts in
-    use) and its KV cache (assumed half full); each device streams at its bandwidth times the
-    backend's efficiency, one after the other. Prompt processing does 2 FLOPs per active
-    weight per token at the device's FLOPS times the backend's compute efficiency.
+    use) and its KV cache (assumed half full). Prompt processing does 2 FLOPs per active
+    weight per token; it computes logits for the last token only (llama-cpp-python asks for no
+    others), so the output matmul, large for big vocabularies, is left out of its FLOPs.
     """
     gpus, cpu, prep = _split_devices(spec, devices)
     n_cpu, ranges = _placement(spec, gpus, n_gpu_layers)
@@ -995,50 +977,68 @@ def predict_speed(
     active_ratio = max(active_layers, 0) / layer_total
     params_per_byte = spec.total_params / max(spec.weight_bytes, 1)
     kv_fill = dataclass_replace_ctx(settings)
-    parts: list[tuple[Device, float, float]] = []  # device, weight bytes read, kv bytes read
+    out_bytes = spec.output_weight_bytes
+    work: list[DeviceWork] = []
     for gpu, (lo, hi, has_out) in zip(gpus, ranges, strict=True):
-        gpu_weights = (prep.total[hi] - prep.total[lo]) * active_ratio
-        gpu_weights += spec.output_weight_bytes if has_out else 0
+        layers = (prep.total[hi] - prep.total[lo]) * active_ratio
         kv = _range_kv(prep, kv_fill, lo, hi) if settings.offload_kqv else 0
-        parts.append((gpu, gpu_weights, kv))
+        work.append(
+            DeviceWork(
+                kind=gpu.kind,
+                decode_bytes=layers + (out_bytes if has_out else 0) + kv,
+                bandwidth_bytes_per_s=float(gpu.bandwidth_bytes_per_s or 0),
+                prompt_flops=2 * layers * params_per_byte,
+                peak_flops=float(gpu.flops or 0),
+            )
+        )
     cpu_out = not any(r[2] for r in ranges)
-    output_device = cpu if cpu_out else gpus[[r[2] for r in ranges].index(True)]
-    cpu_weights = prep.total[n_cpu] * active_ratio + (spec.output_weight_bytes if cpu_out else 0)
-    cpu_weights += spec.input_bytes / max(spec.n_vocab, 1)  # one embedding row per token
+    layers = prep.total[n_cpu] * active_ratio
+    embedding_row = spec.input_bytes / max(spec.n_vocab, 1)  # one embedding row per token
     kv_hi = n_cpu if settings.offload_kqv else spec.n_layer
-    parts.append((cpu, cpu_weights, _range_kv(prep, kv_fill, 0, kv_hi)))
-    decode_s = 0.0
-    prompt_s = 0.0
-    prompt_known = True
-    # Prompt processing computes logits for the last token only (llama-cpp-python asks for no
-    # others), so the output matmul, large for big vocabularies, is left out of its FLOPs.
-    output_bytes = spec.output_weight_bytes
-    for dev, weights, kv_read in parts:
-        if weights + kv_read <= 0:
-            continue
-        if not dev.bandwidth_bytes_per_s:
-            return None, None
-        share = _thread_share(dev, settings) if not dev.is_gpu else 1.0
-        eff = BANDWIDTH_EFFICIENCY.get(dev.kind, BANDWIDTH_EFFICIENCY["gpu"]) * share
-        decode_s += (weights + kv_read) / (dev.bandwidth_bytes_per_s * eff)
-        if dev.flops:
-            c_eff = COMPUTE_EFFICIENCY.get(dev.kind, COMPUTE_EFFICIENCY["gpu"]) * share
-            here = weights - (output_bytes if dev is output_device else 0)
-            prompt_s += 2 * max(here, 0) * params_per_byte / (dev.flops * c_eff)
-        else:
-            prompt_known = False
+    threads = resolved_threads(cpu, settings)
+    cores = cpu.physical_cores or cpu.logical_cores or threads
+    work.append(
+        DeviceWork(
+            kind="cpu",
+            decode_bytes=layers
+            + (out_bytes if cpu_out else 0)
+            + embedding_row
+            + _range_kv(prep, kv_fill, 0, kv_hi),
+            bandwidth_bytes_per_s=float(cpu.bandwidth_bytes_per_s or 0),
+            prompt_flops=2 * layers * params_per_byte,
+            peak_flops=float(cpu.flops or 0) * min(threads, cores) / max(cores, 1),
+        )
+    )
+    return work
+
+
+def predict_speed(
+    spec: ModelSpec, settings: Settings, devices: Sequence[Device], n_gpu_layers: int
+) -> tuple[float | None, float | None]:
+    """(decode tokens/s, prompt tokens/s) for this placement; None when a figure is unknown.
+
+    :func:`speed_work` says what each device reads and computes per token; the device's
+    speed figures (desktop.core.calibration: calibrated on this computer, or the defaults)
+    say how fast it does it.
+    """
+    work = speed_work(spec, settings, devices, n_gpu_layers)
+    if any(w.decode_bytes > 0 and w.bandwidth_bytes_per_s <= 0 for w in work):
+        return None, None
+    cpu = next((d for d in devices if not d.is_gpu), None)
+    figures = cpu.figures if cpu is not None else DEFAULT_FIGURES
+    threads = resolved_threads(cpu, settings) if cpu is not None else 1
+    decode_s = decode_seconds(work, threads, figures)
+    prompt_s = prompt_seconds(work, figures)
     decode = 1.0 / decode_s if decode_s > 0 else None
-    prompt = 1.0 / prompt_s if prompt_s > 0 and prompt_known else None
+    prompt = 1.0 / prompt_s if prompt_s else None
     return decode, prompt
 
 
-def _thread_share(cpu: Device, settings: Settings) -> float:
-    """Share of the CPU's bandwidth and FLOPS that llama.cpp's threads reach."""
-    cores = cpu.physical_cores or cpu.logical_cores
-    if not cores:
-        return 1.0
-    threads = settings.n_threads or max((cpu.logical_cores or cores) // 2, 1)
-    return float(min(1.0, threads / cores) ** CPU_THREAD_SHARE_EXPONENT)
+def resolved_threads(cpu: Device, settings: Settings) -> int:
+    """The CPU threads llama.cpp will use: the person's choice, else the physical cores."""
+    if settings.n_threads:
+        return int(settings.n_threads)
+    return default_threads(cpu.physical_cores or None, cpu.logical_cores or None)
 
 
 def dataclass_replace_ctx(settings: Settings) -> Settings:
@@ -1185,22 +1185,19 @@ def _explain(
     return reason, suggestion[0].upper() + suggestion[1:] + "."
 
 
-_VERDICT_RANK = {Verdict.FULL_GPU: 0, Verdict.PARTIAL: 1, Verdict.CPU_ONLY: 2, Verdict.TOO_LARGE: 3}
-
-
 def sibling_suggestion(plan: Plan, siblings: Sequence[tuple[str, Plan]]) -> str | None:
     """ "Q4_K_M fits fully on the GPU." when another quantization of the same model fits better.
 
     Among the quantizations (label, plan) with a better verdict than `plan`, the largest file
     wins: the best quality that still fits. None when no sibling does better.
     """
-    rank = _VERDICT_RANK[plan.verdict]
-    better = [(label, p) for label, p in siblings if _VERDICT_RANK[p.verdict] < rank]
+    rank = plan.verdict.rank
+    better = [(label, p) for label, p in siblings if p.verdict.rank < rank]
     if not better:
         return None
-    best_rank = min(_VERDICT_RANK[p.verdict] for _, p in better)
+    best_rank = min(p.verdict.rank for _, p in better)
     label, best = max(
-        ((label, p) for label, p in better if _VERDICT_RANK[p.verdict] == best_rank),
+        ((label, p) for label, p in better if p.verdict.rank == best_rank),
         key=lambda item: item[1].total_bytes,
     )
     where = {

@@ -23,6 +23,7 @@ from typing import Any, Final
 
 import desktop
 from desktop.core.hardware import apple_recommended_working_set
+from desktop.core.units import GIB
 
 __all__ = [
     "BandwidthVariant",
@@ -33,8 +34,6 @@ __all__ = [
     "load_gpu_specs",
     "what_if_profile_dict",
 ]
-
-GIB: Final = 1024**3
 
 # The llama.cpp backend a what-if machine with this vendor's GPU would use.
 _BACKEND_FOR_VENDOR: Final = {"nvidia": "cuda", "amd": "rocm", "intel": "vulkan", "apple": "metal"}

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-MIB = 1024 * 1024
+from desktop.core.units import MIB
 
 _BUFFER_RE = re.compile(
     r"^(?P<source>[A-Za-z_]+):\s+(?P<device>\S+)\s+(?P<kind>model|KV|RS|output|compute)"

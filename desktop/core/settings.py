@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from desktop.core.units import GIB, MIB
+
 __all__ = [
     "DEFAULT_N_CTX",
     "DEFAULT_VRAM_RESERVE_BYTES",
@@ -38,11 +40,10 @@ __all__ = [
 
 APP_NAME = "llm-workbench"
 SETTINGS_FILE = "settings.json"
-MIB = 1024 * 1024
 DEFAULT_VRAM_RESERVE_BYTES = 512 * MIB
 DEFAULT_N_CTX = 4096
 #: The reserve may not be negative nor absurd (more than any card has).
-MAX_VRAM_RESERVE_BYTES = 64 * 1024 * MIB
+MAX_VRAM_RESERVE_BYTES = 64 * GIB
 
 
 def default_settings_path() -> Path:

@@ -14,7 +14,7 @@ llama.cpp's own log lines never travel on this channel: the worker captures them
 (and copies them to its stderr, which the app keeps a tail of for crash reports).
 
 This module is imported by both sides, so it depends on nothing but the standard
-library and :mod:`desktop.core.llama_log`.
+library, :mod:`desktop.core.llama_log` and :mod:`desktop.core.sampling`.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Union
 
 from desktop.core.llama_log import LlamaLoadReport
+from desktop.core.sampling import DEFAULT_SAMPLING, Sampling
 
 #: Bumped on any incompatible change; the worker says its version in :class:`Hello`.
 PROTOCOL_VERSION = 1
@@ -69,7 +70,7 @@ class Load:
     path: str
     n_gpu_layers: int = 0  # -1 offloads every layer
     n_ctx: int = 4096  # tokens
-    n_threads: int | None = None  # None lets llama-cpp-python choose
+    n_threads: int | None = None  # None: the physical cores (desktop.core.threads)
     flash_attn: bool = False
     kv_type: KvType = "f16"  # a quantized V cache needs flash_attn
     use_mmap: bool = True
@@ -107,14 +108,20 @@ class Chat:
 
     type: ClassVar[str] = "chat"
     messages: list[dict[str, str]]  # [{"role": "user", "content": "..."}, ...]
-    temperature: float = 0.8
-    top_p: float = 0.95
-    top_k: int = 40
-    min_p: float = 0.05
-    repeat_penalty: float = 1.0
-    seed: int | None = None
-    max_tokens: int | None = 512  # None: until the context is full
+    # What is left out is the chat panel's default (desktop.core.sampling).
+    temperature: float = DEFAULT_SAMPLING.temperature
+    top_p: float = DEFAULT_SAMPLING.top_p
+    top_k: int = DEFAULT_SAMPLING.top_k
+    min_p: float = DEFAULT_SAMPLING.min_p
+    repeat_penalty: float = DEFAULT_SAMPLING.repeat_penalty
+    seed: int | None = DEFAULT_SAMPLING.seed
+    max_tokens: int | None = DEFAULT_SAMPLING.max_tokens  # None: until the context is full
     id: str = field(default_factory=new_request_id)
+
+    @classmethod
+    def from_sampling(cls, messages: list[dict[str, str]], sampling: Sampling) -> Chat:
+        """The chat request for a conversation with these sampler settings."""
+        return cls(messages=messages, **dataclasses.asdict(sampling))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -178,6 +185,7 @@ class Loaded:
     chat_format: str  # the llama-cpp-python chat format in use ("chat_template.default", "gemma")
     buffers: dict[str, Any]  # LlamaLoadReport.to_dict()
     load_seconds: float
+    n_threads: int = 0  # CPU threads llama.cpp decodes with (0: not reported)
     id: str = ""
 
     def report(self) -> LlamaLoadReport:

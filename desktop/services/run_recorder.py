@@ -70,6 +70,10 @@ class RunRecorder(QObject):
         engine.unloaded.connect(self._on_unloaded)
         engine.done.connect(self._on_done)
 
+    @property
+    def machine(self) -> str | None:
+        return self._machine
+
     def set_machine(self, machine: str) -> None:
         """Which computer the runs are measured on (desktop.core.runs.machine_key)."""
         self._machine = machine

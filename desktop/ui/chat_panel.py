@@ -69,6 +69,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.core.history import ChatHistory, ChatMessage
+from desktop.core.sampling import Sampling
 from desktop.engine import protocol as p
 from desktop.services.signals import emit
 from desktop.ui import theme
@@ -80,7 +81,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ChatPanel",
-    "Sampling",
     "Transcript",
     "fewer_gpu_layers",
     "stats_line",
@@ -126,22 +126,6 @@ _MARKDOWN = (
     QTextDocument.MarkdownFeature.MarkdownDialectGitHub
     | QTextDocument.MarkdownFeature.MarkdownNoHTML  # a model's "<b>" is text, not markup
 )
-
-
-@dataclass(frozen=True)
-class Sampling:
-    """How the model picks its words (passed with every message)."""
-
-    temperature: float = 0.7
-    top_p: float = 0.95
-    top_k: int = 40
-    min_p: float = 0.05
-    repeat_penalty: float = 1.0
-    max_tokens: int | None = 1024  # None: until the context is full
-    seed: int | None = None
-
-    def chat(self, messages: list[dict[str, str]]) -> p.Chat:
-        return p.Chat(messages=messages, **dataclasses.asdict(self))
 
 
 def fewer_gpu_layers(layers: int) -> int:
@@ -829,7 +813,7 @@ class ChatPanel(QWidget):
         messages = self._context(system, text)
         self._turns.append(_Turn("user", text))
         self.transcript.add_user(text)
-        chat = self.sampling.chat(messages)
+        chat = p.Chat.from_sampling(messages, self.sampling)
         message_id = history.start_assistant_message(
             conversation, model=self._name(), settings=self._settings_record()
         )

@@ -24,13 +24,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop.core.dryrun import DryRun
 from desktop.core.estimate import Plan, Verdict
+from desktop.core.rows import ModelRow, format_params
 from desktop.core.units import format_bytes
+from desktop.services.llama_check import LlamaChecker, check_key
 from desktop.services.signals import emit
 from desktop.ui.icons import glyph_icon
 from desktop.ui.memory_bars import MemoryBars
 from desktop.ui.models_table import ModelsTableModel, format_speed, plan_speed
-from desktop.ui.rows import ModelRow, format_params
 from desktop.ui.state import WorkbenchState, context_label
 from desktop.ui.widgets import VERDICT_ROLE, HintLabel, VerdictBadge, VerdictDelegate
 
@@ -106,6 +108,14 @@ class DetailPane(QWidget):
         self.suggestion_label.setAccessibleName("Suggestion")
         self.note_label = HintLabel("", self)
         self.note_label.setWordWrap(True)
+        # llama.cpp's own dry run of a local file: what it confirmed, or why it refuses.
+        self.check_label = QLabel(self)
+        self.check_label.setWordWrap(True)
+        self.check_label.setAccessibleName("Checked by llama.cpp")
+        self.check_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self._checker = LlamaChecker(parent=self)
+        self._checker.checked.connect(self._on_checked)
+        self._check_key: str | None = None
 
         self.siblings = QTableWidget(0, 4, self)
         self.siblings.setAccessibleName("Other quantizations of this model")
@@ -170,6 +180,7 @@ class DetailPane(QWidget):
         body.addWidget(self.reason_label)
         body.addWidget(self.suggestion_label)
         body.addWidget(self.note_label)
+        body.addWidget(self.check_label)
         body.addSpacing(6)
         self.siblings_title = section_title("Other quantizations", content)
         body.addWidget(self.siblings_title)
@@ -258,7 +269,8 @@ class DetailPane(QWidget):
             else:
                 self.speed_label.setText(format_speed(speed) or "speed unknown")
                 self.speed_hint.setText(
-                    f"predicted, at {context_label(plan.n_ctx)} context"
+                    f"predicted, at {context_label(plan.n_ctx)} context\n"
+                    f"{self._state.prediction_source}"
                     if speed is not None
                     else "memory bandwidth unknown"
                 )
@@ -302,6 +314,37 @@ class DetailPane(QWidget):
             )
         self.note_label.setText("\n".join(notes))
         self.note_label.setVisible(bool(notes))
+        self._show_check(row, plan)
+
+    def _show_check(self, row: ModelRow, plan: Plan) -> None:
+        """What llama.cpp's dry run says of this local file at these settings."""
+        if row.source != "local" or row.path is None or self._state.is_what_if:
+            self._check_key = None
+            self.check_label.setVisible(False)
+            return
+        real = self._state.real_profile
+        if real is not None:
+            backends = "/".join(real.backends.backends)
+            self._checker.set_build(f"{real.backends.llama_cpp_version} {backends}")
+        self._check_key = check_key(row.path, plan)
+        self.check_label.setVisible(True)
+        result = self._checker.result(row.path, plan)
+        if result is None:
+            self.check_label.setText("Asking llama.cpp to check this file…")
+            self.check_label.setStyleSheet("")
+            return
+        if not result.ok:
+            self.check_label.setText(f"<b>{result.reason}</b>")
+            self.check_label.setStyleSheet("color: #c62828;")
+            self.load_button.setEnabled(False)
+            self.load_button.setToolTip(result.reason or "")
+            return
+        self.check_label.setStyleSheet("")
+        self.check_label.setText(_check_sentence(result, plan))
+
+    def _on_checked(self, key: str) -> None:
+        if key == self._check_key:
+            self.refresh()
 
     def _show_siblings(self, row: ModelRow) -> None:
         # Smallest file first: the quants read as a ladder of size against fit and speed.
@@ -371,3 +414,28 @@ class DetailPane(QWidget):
             chosen = self._sibling_rows[sibling_row]
             if self._row is None or chosen.location != self._row.location:
                 emit(self.siblingSelected, chosen)
+
+
+def _check_sentence(result: DryRun, plan: Plan) -> str:
+    """ "Checked by llama.cpp 0.3.36: ..." with the figures it confirmed and how far off the
+    arithmetic was."""
+    parts = []
+    for component, label in (("kv", "KV cache"), ("compute", "compute buffer")):
+        theirs = sum(b.size_bytes for b in result.buffers if b.component == component)
+        ours = sum(b.size_bytes for b in plan.buffers if b.component == component)
+        if not theirs:
+            continue
+        diff = 100.0 * (ours - theirs) / theirs
+        exact = "exactly as estimated" if abs(diff) < 0.05 else f"estimate {diff:+.1f}%"
+        parts.append(f"{label} {format_bytes(theirs)} ({exact})")
+    layers = ""
+    if result.offloaded_layers is not None and result.offloadable_layers:
+        layers = (
+            f"{result.offloaded_layers} of {result.offloadable_layers} layers on the GPU"
+            if result.offloaded_layers
+            else "every layer on the CPU"
+        )
+        if result.offloaded_layers != plan.gpu_layers and plan.gpu_layers:
+            layers += f" (the estimate said {plan.gpu_layers})"
+    details = "; ".join(p for p in [layers, *parts] if p)
+    return f"✓ Checked by llama.cpp {result.llama_cpp_version}: {details}."

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
     QLabel,
+    QPushButton,
     QSizePolicy,
     QVBoxLayout,
     QWidget,
@@ -297,12 +298,18 @@ def _spec_label(spec: GpuSpec) -> str:
 
 
 class HardwarePanel(QWidget):
-    """CPU / RAM / GPU / llama.cpp cards for the state's profile, and warning banners."""
+    """CPU / RAM / GPU / llama.cpp cards for the state's profile, and warning banners.
+
+    ``calibrateRequested``: the person asked to measure this computer's speed.
+    """
+
+    calibrateRequested = Signal()
 
     def __init__(self, state: WorkbenchState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._state = state
         self.setAccessibleName("Hardware")
+        self._calibrating = False
 
         self.cpu_card = Card("cpu", "Processor", self)
         self.ram_card = Card("ram", "System memory", self)
@@ -316,6 +323,22 @@ class HardwarePanel(QWidget):
         self._gpu_slot = self._cards.count()
         self._cards.addWidget(self.backend_card)
         self._cards.addStretch(1)
+        # Where speed predictions come from, and the button that measures this computer.
+        self.speed_source = QLabel(self)
+        self.speed_source.setWordWrap(True)
+        self.speed_source.setAccessibleName("Where speed predictions come from")
+        self.calibrate_button = QPushButton("Measure speed", self)
+        self.calibrate_button.setAccessibleName("Measure this computer's speed")
+        self.calibrate_button.setToolTip(
+            "Runs the starter model and a sized test model for about a minute, so predicted "
+            "speeds fit this computer"
+        )
+        self.calibrate_button.clicked.connect(self._on_calibrate)
+        speed_box = QVBoxLayout()
+        speed_box.setSpacing(4)
+        speed_box.addWidget(self.speed_source)
+        speed_box.addWidget(self.calibrate_button, 0, Qt.AlignmentFlag.AlignRight)
+        self._cards.addLayout(speed_box)
 
         self.warning_banner = Banner("warning", self)
         self.warning_banner.hide()
@@ -331,6 +354,7 @@ class HardwarePanel(QWidget):
 
         state.profileChanged.connect(self._show_profile)
         state.detectionFailed.connect(self._show_detection_failed)
+        state.figuresChanged.connect(lambda _figures: self._show_speed_source())
         self._show_profile(state.profile)
 
     # ------------------------------------------------------------------ public
@@ -351,7 +375,26 @@ class HardwarePanel(QWidget):
             return
         self.gpu_cards[gpu_index].bar.set_usage(used_bytes, total_bytes)
 
+    def set_calibration_progress(self, text: str, *, running: bool) -> None:
+        """What the calibration is doing (``running``), or how it ended."""
+        self._calibrating = running
+        self._show_speed_source(text)
+
     # ------------------------------------------------------------------ slots
+
+    def _on_calibrate(self) -> None:
+        self._calibrating = True
+        self._show_speed_source("Measuring this computer… (about a minute)")
+        emit(self.calibrateRequested)
+
+    def _show_speed_source(self, text: str = "") -> None:
+        source = self._state.prediction_source
+        what_if = self._state.is_what_if
+        self.speed_source.setText(text or f"Speed predictions: {source}.")
+        measured = self._state.figures.calibrated
+        self.calibrate_button.setText("Measure again" if measured else "Measure speed")
+        self.calibrate_button.setVisible(not what_if and self._state.real_profile is not None)
+        self.calibrate_button.setEnabled(not self._calibrating)
 
     def _show_profile(self, profile: HardwareProfile | None) -> None:
         if profile is None:
@@ -397,6 +440,7 @@ class HardwarePanel(QWidget):
             else ""
         )
         self.warning_banner.set_text("" if what_if else "\n".join(profile.warnings))
+        self._show_speed_source()
 
     def _show_detection_failed(self, message: str) -> None:
         self.cpu_card.set_text("Hardware check failed", "estimates are not available")

@@ -40,6 +40,7 @@ from PySide6.QtWidgets import (
 from desktop.core.estimate import (
     DevicePlan,
     Settings,
+    capped_context,
     compare_with_llama,
     estimate,
     max_gpu_layers,
@@ -47,6 +48,7 @@ from desktop.core.estimate import (
     predict_speed,
 )
 from desktop.core.llama_log import BufferLine, LlamaLoadReport
+from desktop.core.rows import ModelRow
 from desktop.core.units import format_bytes
 from desktop.engine import protocol
 from desktop.services.signals import emit
@@ -54,7 +56,6 @@ from desktop.ui import theme
 from desktop.ui.icons import glyph_icon
 from desktop.ui.memory_bars import MemoryBars
 from desktop.ui.models_table import ModelsTableModel, format_speed
-from desktop.ui.rows import ModelRow
 from desktop.ui.state import CONTEXT_CHOICES, WorkbenchState, context_label
 from desktop.ui.widgets import HintLabel
 
@@ -335,13 +336,13 @@ class LoadPanel(QWidget):
         self.subtitle.setText(f"{row.quant} · {row.file_name}")
         blocked = self.context_combo.blockSignals(True)
         self.context_combo.clear()
-        trained = spec.n_ctx_train or max(CONTEXT_CHOICES)
+        trained = spec.n_ctx_train or max(CONTEXT_CHOICES)  # not known: offer every choice
         for n_ctx in CONTEXT_CHOICES:
             if n_ctx <= trained:
                 self.context_combo.addItem(f"{context_label(n_ctx)} tokens", n_ctx)
         if trained not in CONTEXT_CHOICES:
             self.context_combo.addItem(f"{context_label(trained)} tokens (trained)", trained)
-        wanted = min(self._state.n_ctx, trained)
+        wanted = capped_context(self._state.n_ctx, trained)
         position = self.context_combo.findData(wanted)
         if position < 0:
             # A context from the settings that is not one of the choices: offer it as it is

@@ -41,14 +41,15 @@ from PySide6.QtWidgets import (
 
 from desktop import __version__
 from desktop.core.gpu_specs import GpuSpec
+from desktop.core.rows import ModelRow
 from desktop.core.settings import UserSettings, save_settings
+from desktop.core.units import GIB
 from desktop.services.signals import emit
 from desktop.ui.detail_pane import DetailPane
 from desktop.ui.hardware_panel import HardwarePanel, WhatIfSelector
 from desktop.ui.icons import GlyphLabel, glyph_icon
 from desktop.ui.load_panel import LoadPanel, LoadSettings
 from desktop.ui.models_table import ModelsPanel, ModelsTableModel
-from desktop.ui.rows import ModelRow
 from desktop.ui.settings_dialog import SettingsDialog
 from desktop.ui.state import WorkbenchState, context_label
 from desktop.ui.widgets import HintLabel
@@ -441,7 +442,7 @@ class MainWindow(QMainWindow):
             machine = state.what_if_label or "this computer"
             text = (
                 f"Estimates for {machine} at {context_label(state.n_ctx)} tokens of context; "
-                f"{state.reserve_bytes / 1024**3:.2g} GB of VRAM kept free."
+                f"{state.reserve_bytes / GIB:.2g} GB of VRAM kept free."
             )
         self.status_text.setText(text)
 

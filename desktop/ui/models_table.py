@@ -1,6 +1,6 @@
 """The models table: every GGUF file we know of, with a fit verdict for the current machine.
 
-* :class:`ModelsTableModel` - one QAbstractTableModel over :class:`~desktop.ui.rows.ModelRow`
+* :class:`ModelsTableModel` - one QAbstractTableModel over :class:`~desktop.core.rows.ModelRow`
   objects (catalog variants now; local files and Hugging Face files through
   :meth:`~ModelsTableModel.set_source_rows`). It keeps one plan per row and re-evaluates all of
   them when the :class:`~desktop.ui.state.WorkbenchState` says an input changed.
@@ -8,7 +8,8 @@
   the "hide what does not fit" switch.
 * :class:`ModelsPanel` - the search box, the context control and the view, with a badge
   delegate for the verdict column, and the Hugging Face repo box
-  (:class:`~desktop.ui.hub_box.HubBox`) that adds a repo's files as ``remote`` rows.
+  (:class:`~desktop.ui.hub_box.HubBox`): the box looks a repo up and hands over its rows, the
+  panel puts them into the table as its ``remote`` rows.
 """
 
 from __future__ import annotations
@@ -45,10 +46,11 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.core.estimate import Plan, Verdict
+from desktop.core.rows import ModelRow, RowSource, format_params, verdict_sort_key
 from desktop.core.units import format_bytes
 from desktop.services.signals import emit
+from desktop.ui.hub_box import HubBox
 from desktop.ui.icons import glyph_icon
-from desktop.ui.rows import ModelRow, RowSource, format_params
 from desktop.ui.state import CONTEXT_CHOICES, WorkbenchState, context_label
 from desktop.ui.widgets import (
     SECONDARY_ROLE,
@@ -108,12 +110,6 @@ _HEADER_TIPS = {
 }
 _NUMERIC = {Column.PARAMS, Column.SIZE, Column.MEMORY, Column.SPEED}
 _ESTIMATE_COLUMNS = (Column.VERDICT, Column.MEMORY, Column.SPEED)
-_VERDICT_RANK = {
-    Verdict.FULL_GPU: 0,
-    Verdict.PARTIAL: 1,
-    Verdict.CPU_ONLY: 2,
-    Verdict.TOO_LARGE: 3,
-}
 
 
 def plan_speed(plan: Plan | None) -> float | None:
@@ -138,16 +134,6 @@ def _alignment(column: Column) -> int:
     if column == Column.LOCAL:
         return int(Qt.AlignmentFlag.AlignCenter)
     return int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
-
-
-def verdict_sort_key(plan: Plan | None) -> float:
-    """Full GPU first, then partial (more layers on the GPU first), CPU only, too large."""
-    if plan is None:
-        return 9.0
-    rank = float(_VERDICT_RANK[plan.verdict])
-    if plan.verdict is Verdict.PARTIAL and plan.offloadable_layers:
-        rank += 1.0 - plan.gpu_layers / plan.offloadable_layers
-    return rank
 
 
 class ModelsTableModel(QAbstractTableModel):
@@ -529,8 +515,6 @@ class ModelsPanel(QWidget):
         header_cache_dir: Path | None = None,
     ) -> None:
         super().__init__(parent)
-        from desktop.ui.hub_box import HubBox  # hub_box needs this module's table type
-
         self._state = state
         self._table = table
         self._hub_repo = ""  # the repo whose rows the search box was set to show
@@ -619,8 +603,8 @@ class ModelsPanel(QWidget):
         bar.addSpacing(8)
         bar.addWidget(self.hide_too_large)
 
-        self.hub_box = HubBox(table, self, endpoint=endpoint, header_cache_dir=header_cache_dir)
-        self.hub_box.lookupFinished.connect(self._on_hub_rows)
+        self.hub_box = HubBox(self, endpoint=endpoint, header_cache_dir=header_cache_dir)
+        self.hub_box.rowsFound.connect(self._on_hub_rows)
 
         heading = QHBoxLayout()
         heading.addWidget(title)
@@ -708,15 +692,16 @@ class ModelsPanel(QWidget):
         self.proxy.set_search(text)
         self._update_count()
 
-    def _on_hub_rows(self, repo_id: str) -> None:
-        """Show a looked-up repo's rows (search for the repo, select the first row); after a
-        clear, drop the search that showed them."""
+    def _on_hub_rows(self, repo_id: str, rows: tuple[ModelRow, ...]) -> None:
+        """Make a looked-up repo's rows the table's remote rows and show them (search for the
+        repo, select the first row); after a clear, drop the search that showed them."""
+        self._table.set_source_rows("remote", rows)
         previous, self._hub_repo = self._hub_repo, repo_id
         if not repo_id:
             if previous and self.search_box.text() == previous:
                 self.search_box.clear()
             return
-        if not any(r.source == "remote" and r.repo == repo_id for r in self._table.rows()):
+        if not rows:
             return
         self.search_box.setText(repo_id)
         if not self._shown_rows_of(repo_id):  # "hide models that don't fit" hid them all

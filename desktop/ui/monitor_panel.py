@@ -34,7 +34,7 @@ from PySide6.QtWidgets import QApplication, QHBoxLayout, QLabel, QVBoxLayout, QW
 
 from desktop.core.estimate import Plan
 from desktop.core.ringbuffer import RingBuffer
-from desktop.core.units import format_bytes
+from desktop.core.units import GIB, format_bytes
 from desktop.services.monitor import Monitor
 from desktop.services.signals import emit
 from desktop.ui import theme
@@ -44,7 +44,6 @@ __all__ = ["DEFAULT_FPS", "DEFAULT_WINDOW_S", "MonitorPanel"]
 
 DEFAULT_WINDOW_S = 180.0  # seconds of history on screen
 DEFAULT_FPS = 10
-GIB = 1024**3
 
 # Colours that keep their meaning in both themes: (light, dark).
 _COLORS: dict[str, tuple[str, str]] = {

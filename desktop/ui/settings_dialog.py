@@ -24,11 +24,10 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.core.settings import UserSettings, default_models_dir
+from desktop.core.units import GIB
 from desktop.ui.widgets import HintLabel
 
 __all__ = ["SettingsDialog"]
-
-_GIB = 1024**3
 
 
 class SettingsDialog(QDialog):
@@ -47,7 +46,7 @@ class SettingsDialog(QDialog):
         self.reserve.setSingleStep(0.25)
         self.reserve.setDecimals(2)
         self.reserve.setSuffix(" GB")
-        self.reserve.setValue(settings.vram_reserve_bytes / _GIB)
+        self.reserve.setValue(settings.vram_reserve_bytes / GIB)
         reserve_hint = HintLabel(
             "Kept free on each GPU for the desktop, the browser and games. Estimates only "
             "count on the rest.",
@@ -123,7 +122,7 @@ class SettingsDialog(QDialog):
             dict.fromkeys(self.folders.item(i).text() for i in range(self.folders.count()))
         )
         return self._settings.replace(
-            vram_reserve_bytes=round(self.reserve.value() * _GIB),
+            vram_reserve_bytes=round(self.reserve.value() * GIB),
             models_dir=self.models_dir.text().strip(),
             extra_folders=folders,
         )

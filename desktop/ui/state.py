@@ -12,7 +12,15 @@ from collections.abc import Sequence
 
 from PySide6.QtCore import QObject, Signal
 
-from desktop.core.estimate import Device, Plan, Settings, devices_from_profile, estimate
+from desktop.core.calibration import DEFAULT_FIGURES, SpeedFigures
+from desktop.core.estimate import (
+    Device,
+    Plan,
+    Settings,
+    capped_context,
+    devices_from_profile,
+    estimate,
+)
 from desktop.core.hardware import HardwareProfile
 from desktop.core.modelspec import ModelSpec
 from desktop.core.settings import DEFAULT_N_CTX, DEFAULT_VRAM_RESERVE_BYTES
@@ -41,6 +49,7 @@ class WorkbenchState(QObject):
     detectionFailed = Signal(str)  # a sentence for the person
     contextChanged = Signal(int)  # tokens
     reserveChanged = Signal(object)  # bytes of VRAM kept free (an int; may exceed 2**31)
+    figuresChanged = Signal(object)  # SpeedFigures of this computer (calibration)
     estimatesChanged = Signal()  # any of the above changed: re-evaluate every verdict
 
     def __init__(
@@ -58,6 +67,7 @@ class WorkbenchState(QObject):
         self._reserve = reserve_bytes
         self._devices: list[Device] | None = None
         self._detection_error = ""
+        self._figures: SpeedFigures = DEFAULT_FIGURES
 
     # ------------------------------------------------------------------ reading
 
@@ -90,25 +100,38 @@ class WorkbenchState(QObject):
     def reserve_bytes(self) -> int:
         return self._reserve
 
+    @property
+    def figures(self) -> SpeedFigures:
+        """The speed figures estimates use: this computer's calibration, or for a what-if
+        machine (which has never run anything here) the defaults."""
+        return DEFAULT_FIGURES if self._what_if is not None else self._figures
+
+    @property
+    def prediction_source(self) -> str:
+        """Where predicted speeds come from, for a person."""
+        if self._what_if is not None:
+            return "another computer: estimated from bandwidth"
+        return self._figures.describe()
+
     def devices(self) -> Sequence[Device]:
         """The estimator's devices for the current profile and reserve (empty while detecting)."""
         if self._devices is None:
             profile = self.profile
-            self._devices = [] if profile is None else devices_from_profile(profile, self._reserve)
+            self._devices = (
+                []
+                if profile is None
+                else devices_from_profile(profile, self._reserve, self.figures)
+            )
         return self._devices
 
     def settings_for(
         self, spec: ModelSpec, n_ctx: int | None = None, **changes: object
     ) -> Settings:
-        """Estimator settings for ``spec``: the chosen context, capped at the trained length.
-
-        llama.cpp would allocate a longer context than the model was trained for, but the
-        model cannot use it; every app (and this one) caps it.
-        """
+        """Estimator settings for ``spec``: the chosen context, capped at the trained length
+        (:func:`~desktop.core.estimate.capped_context`)."""
         wanted = self._n_ctx if n_ctx is None else n_ctx
-        trained = spec.n_ctx_train or wanted
         return Settings(
-            n_ctx=min(wanted, trained),
+            n_ctx=capped_context(wanted, spec.n_ctx_train),
             reserve_bytes=self._reserve,
             **changes,  # type: ignore[arg-type]
         )
@@ -129,6 +152,16 @@ class WorkbenchState(QObject):
         emit(self.realProfileChanged, profile)
         if self._what_if is None:
             self._profile_changed()
+
+    def set_figures(self, figures: SpeedFigures) -> None:
+        """This computer's speed figures, refitted after a measured run."""
+        if figures == self._figures:
+            return
+        self._figures = figures
+        emit(self.figuresChanged, figures)
+        if self._what_if is None:
+            self._devices = None
+            emit(self.estimatesChanged)
 
     def set_detection_failed(self, message: str) -> None:
         self._detection_error = message

@@ -33,10 +33,11 @@ from PySide6.QtCore import QEvent, QEventLoop, QObject, Qt, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication, QHBoxLayout, QWidget  # noqa: E402
 
 from desktop.core.history import ChatHistory  # noqa: E402
+from desktop.core.sampling import Sampling  # noqa: E402
 from desktop.engine import protocol as p  # noqa: E402
 from desktop.services.engine_client import EngineClient  # noqa: E402
 from desktop.services.monitor import Monitor  # noqa: E402
-from desktop.ui.chat_panel import ChatPanel, Sampling  # noqa: E402
+from desktop.ui.chat_panel import ChatPanel  # noqa: E402
 from desktop.ui.monitor_panel import MonitorPanel  # noqa: E402
 
 DEFAULT_MODEL = REPO_ROOT / "tests" / ".models" / "gemma-3-270m-Q4_K_M.gguf"

@@ -15,10 +15,10 @@ import pytest
 from desktop.core.catalog import load_catalog
 from desktop.core.gpu_specs import load_gpu_specs
 from desktop.core.hardware import HardwareProfile
+from desktop.core.rows import ModelRow, catalog_rows
 from desktop.core.settings import UserSettings
 from desktop.ui.main_window import MainWindow
 from desktop.ui.models_table import ModelsTableModel
-from desktop.ui.rows import ModelRow, catalog_rows
 from desktop.ui.state import WorkbenchState
 
 GIB = 1024**3

@@ -42,9 +42,9 @@ def main() -> int:
 
     from desktop.core.catalog import load_catalog
     from desktop.core.gpu_specs import load_gpu_specs
+    from desktop.core.rows import catalog_rows
     from desktop.ui.main_window import MainWindow
     from desktop.ui.models_table import ModelsTableModel
-    from desktop.ui.rows import catalog_rows
     from desktop.ui.state import WorkbenchState
 
     rows = catalog_rows(load_catalog())

@@ -13,8 +13,8 @@ from conftest import make_profile
 from desktop.app import assemble
 from desktop.core.gguf import read_header_file
 from desktop.core.modelspec import spec_from_header
+from desktop.core.rows import ModelRow
 from desktop.core.settings import UserSettings
-from desktop.ui.rows import ModelRow
 
 pytestmark = pytest.mark.engine
 

@@ -21,10 +21,11 @@ import pytest
 from PySide6.QtCore import QObject, Qt, Signal
 
 from desktop.core.history import ChatHistory
+from desktop.core.sampling import Sampling
 from desktop.engine import protocol as p
 from desktop.services.engine_client import EngineClient
 from desktop.services.signals import emit
-from desktop.ui.chat_panel import ChatPanel, Sampling, fewer_gpu_layers, stats_line
+from desktop.ui.chat_panel import ChatPanel, fewer_gpu_layers, stats_line
 
 LOAD_MS = 120_000
 ANSWER_MS = 120_000

@@ -4,6 +4,8 @@ A repo with two synthetic GGUFs (plus a vision projector and half a split set) i
 through the box; the rows must carry exact verdicts from the headers, and the server's byte
 counter must show that only the headers travelled. Errors (a missing repo, a malformed name)
 end as one sentence in the status label. The tests wait for the box's signals, never sleep.
+The lookup without Qt (repo names, header reads, the summary) is tested in
+tests/unit/test_hub_lookup.py.
 """
 
 from __future__ import annotations
@@ -22,10 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))  # hub_ser
 from hub_server import HubServer, running_hub
 from synth import ACCURACY_MODELS, write_model
 
-from desktop.core.hub import list_gguf_files
-from desktop.ui.hub_box import REPO_FORMAT_MESSAGE, parse_repo_id, read_remote_rows, summary
+from desktop.core.hub_lookup import REPO_FORMAT_MESSAGE
+from desktop.core.rows import ModelRow
+from desktop.ui.hub_box import HubBox
 from desktop.ui.models_table import ModelsPanel, ModelsTableModel
-from desktop.ui.rows import ModelRow
 from desktop.ui.state import WorkbenchState
 
 REPO = "test/two-GGUF"
@@ -197,57 +199,20 @@ def test_second_lookup_replaces_and_empty_box_clears(
     assert [row.source for row in table.rows()] == ["catalog"]
 
 
-def test_unreadable_headers_and_the_read_cap(
-    server: HubServer, model_files: dict[str, Path], tmp_path: Path
+def test_the_box_hands_its_rows_over_and_owns_no_table(
+    qtbot: Any, server: HubServer, tmp_path: Path
 ) -> None:
-    broken = tmp_path / "broken-Q4_K_M.gguf"
-    broken.write_bytes(b"<!doctype html><html>Sign in to continue</html>" * 100)
-    server.add_file(REPO, broken.name, broken)
-    models = list_gguf_files(REPO, endpoint=server.url)
-    cache = tmp_path / "header-cache"
+    box = HubBox(endpoint=server.url, header_cache_dir=tmp_path / "header-cache")
+    qtbot.addWidget(box)
+    box.repo_edit.setText(REPO)
+    with qtbot.waitSignal(box.rowsFound, timeout=SIGNAL_MS) as found:
+        box.look_up()
+    repo_id, rows = found.args
+    assert repo_id == REPO
+    assert sorted(row.file for row in rows) == [LLAMA, QWEN]
+    assert all(row.source == "remote" and row.spec is not None for row in rows)
 
-    found = read_remote_rows(REPO, models, endpoint=server.url, cache_dir=cache)
-    by_file = {row.file: row for row in found.rows}
-    assert set(by_file) == {broken.name, LLAMA, QWEN}
-    assert by_file[broken.name].spec is None
-    assert by_file[broken.name].note.startswith("Could not read its header:")
-    assert len(found.failed) == 1
-    assert "1 header was unreadable" in summary(found)
-
-    capped = read_remote_rows(REPO, models, endpoint=server.url, cache_dir=cache, max_reads=1)
-    assert capped.unread == 2
-    assert "Read the first header; 2 more have no estimate" in summary(capped)
-    assert [row.spec is not None for row in capped.rows] == [False, False, False]  # broken first
-    assert all("was not read" in row.note for row in capped.rows[1:])
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("bartowski/Qwen_Qwen3-8B-GGUF", "bartowski/Qwen_Qwen3-8B-GGUF"),
-        ("  owner/name  ", "owner/name"),
-        ("https://huggingface.co/owner/name/blob/main/x.gguf", "owner/name"),
-        ("huggingface.co/owner/name", "owner/name"),
-        ("notarepo", None),
-        ("owner/", None),
-        ("a/b/c", None),
-        ("owner/na--me", None),
-        ("owner/name with space", None),
-        ("https://example.com/owner/name", None),
-    ],
-)
-def test_parse_repo_id(text: str, expected: str | None) -> None:
-    assert parse_repo_id(text) == expected
-
-
-def test_a_split_remote_file_downloads_every_part() -> None:
-    row = ModelRow.remote(
-        "someone/big-GGUF",
-        "big-00001-of-00002.gguf",
-        None,
-        10,
-        parts=("big-00001-of-00002.gguf", "big-00002-of-00002.gguf"),
-    )
-    assert row.download_files == ("big-00001-of-00002.gguf", "big-00002-of-00002.gguf")
-    single = ModelRow.remote("someone/small-GGUF", "small.gguf", None, 5)
-    assert single.download_files == ("small.gguf",)
+    box.repo_edit.clear()
+    with qtbot.waitSignal(box.rowsFound, timeout=SIGNAL_MS) as cleared:
+        box.look_up()
+    assert cleared.args == ["", ()]

@@ -17,11 +17,11 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QLabel, QWidget
 
 from desktop.core.estimate import Verdict
+from desktop.core.rows import ModelRow
 from desktop.core.settings import UserSettings, load_settings
 from desktop.services.tasks import run_in_thread
 from desktop.ui.main_window import MainWindow
 from desktop.ui.models_table import ROW_ROLE, SORT_ROLE, Column
-from desktop.ui.rows import ModelRow
 from desktop.ui.widgets import HintLabel
 
 

@@ -13,9 +13,9 @@ from PySide6.QtGui import QColor, QIcon, QPalette
 from PySide6.QtWidgets import QApplication
 from test_main_window import dark_palette
 
+from desktop.core.rows import ModelRow
 from desktop.core.settings import UserSettings
 from desktop.ui.icons import GLYPHS, glyph_icon
-from desktop.ui.rows import ModelRow, format_params
 from desktop.ui.settings_dialog import SettingsDialog
 from desktop.ui.widgets import HintLabel
 
@@ -105,14 +105,6 @@ def _lightest_opaque(image: Any) -> QColor:
     return max(_opaque(image), key=lambda c: c.lightness())
 
 
-def test_params_are_written_the_way_people_say_them() -> None:
-    assert format_params(8_030_261_248) == "8.0B"
-    assert format_params(999_885_952) == "1.0B"
-    assert format_params(268_098_176) == "268M"
-    assert format_params(120_000_000_000) == "120B"
-    assert format_params(None) == "?"
-
-
 def test_rows_without_an_estimate_say_why(
     make_window: WindowFactory, catalog_model_rows: list[ModelRow]
 ) -> None:
@@ -195,7 +187,7 @@ def test_library_files_become_local_rows_beside_the_catalog(
     make_window: WindowFactory, catalog_model_rows: list[ModelRow], gemma_path: Path
 ) -> None:
     from desktop.core.library import scan
-    from desktop.ui.rows import library_rows
+    from desktop.core.rows import library_rows
 
     rows = library_rows(scan([gemma_path.parent], include_hf_cache=False, include_lm_studio=False))
     gemma = next(r for r in rows if r.path == gemma_path)

@@ -154,3 +154,15 @@ def test_request_id_of_a_bad_line() -> None:
     assert p.request_id_of('{"type": "load", "id": "abc"}') == "abc"
     assert p.request_id_of("garbage") == ""
     assert p.request_id_of('{"id": 3}') == ""
+
+
+def test_a_chat_request_defaults_to_what_the_chat_panel_shows() -> None:
+    from desktop.core.sampling import DEFAULT_SAMPLING, Sampling
+
+    defaults = p.Chat(messages=[])
+    assert {name: getattr(defaults, name) for name in dataclasses.asdict(DEFAULT_SAMPLING)} == (
+        dataclasses.asdict(DEFAULT_SAMPLING)
+    )
+    chat = p.Chat.from_sampling([{"role": "user", "content": "Hi"}], Sampling(temperature=0.2))
+    assert (chat.temperature, chat.max_tokens) == (0.2, DEFAULT_SAMPLING.max_tokens)
+    assert p.decode(p.encode(chat)) == chat

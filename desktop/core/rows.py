@@ -1,8 +1,8 @@
-"""One row of the models table: a GGUF file from the catalog, this computer, or Hugging Face.
+"""One model file as the app lists it: from the catalog, this computer, or Hugging Face.
 
-A :class:`ModelRow` is plain data (no Qt): what the table shows and what the estimator needs.
-Three kinds share the one type so the table, the detail pane and the load controls never ask
-where a row came from:
+A :class:`ModelRow` is plain data (no Qt): what the models table and ``llm-workbench models``
+show, and what the estimator needs. Three kinds share the one type so the table, the detail
+pane, the load controls and the command line never ask where a row came from:
 
 * ``catalog`` - a variant in models.json, estimated from its architecture numbers
   (:func:`catalog_rows`);
@@ -11,23 +11,41 @@ where a row came from:
   (:meth:`ModelRow.remote`).
 
 Rows of one model share a ``group`` key; the detail pane shows a group's other
-quantizations side by side.
+quantizations side by side, and :func:`sibling_suggestions` names the one that fits better.
+
+How rows are ranked lives here too, once: :func:`verdict_sort_key` (the table's "Fits?"
+column) and :func:`best_fit_key` (the command line's "best fit first"), both in the verdict
+order :class:`~desktop.core.estimate.Verdict` defines.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal
+from typing import Final, Literal
 
 from desktop.core.catalog import Catalog, CatalogModel, CatalogVariant
+from desktop.core.estimate import Plan, Verdict, sibling_suggestion
 from desktop.core.library import LocalModel
 from desktop.core.modelspec import ModelSpec, spec_from_catalog
 
-__all__ = ["ModelRow", "RowSource", "catalog_rows", "format_params", "library_rows"]
+__all__ = [
+    "NO_ESTIMATE_RANK",
+    "ModelRow",
+    "RowSource",
+    "best_fit_key",
+    "catalog_rows",
+    "format_params",
+    "library_rows",
+    "sibling_suggestions",
+    "verdict_sort_key",
+]
 
 RowSource = Literal["catalog", "local", "remote"]
+
+#: Where a row without a plan ranks: after every verdict.
+NO_ESTIMATE_RANK: Final = 9
 
 
 @dataclass(frozen=True)
@@ -55,6 +73,9 @@ class ModelRow:
     publisher: str = ""  # who made the model ("Meta"); the GGUF's uploader is `uploader`
     note: str = ""  # why there is no estimate, or what to know about it
     tags: tuple[str, ...] = field(default=())
+    # Why there is no estimate in the estimator's own words, where they differ from `note`
+    # (the command line's "problem"); "" means `note` says it.
+    problem: str = ""
 
     @property
     def download_files(self) -> tuple[str, ...]:
@@ -146,9 +167,10 @@ class ModelRow:
         )
 
 
-def library_rows(found: Iterable[LocalModel]) -> list[ModelRow]:
-    """Rows for the files desktop.core.library found (vision projectors are left out: they
-    are loaded beside a model, never on their own)."""
+def library_rows(found: Iterable[LocalModel], *, projectors: bool = False) -> list[ModelRow]:
+    """Rows for the files desktop.core.library found. Vision projectors are left out (they
+    are loaded beside a model, never on their own) unless ``projectors``: a listing of every
+    file on disk keeps them, without an estimate."""
     return [
         ModelRow.local(
             model.path,
@@ -158,7 +180,7 @@ def library_rows(found: Iterable[LocalModel]) -> list[ModelRow]:
             repo=model.repo_id,
         )
         for model in found
-        if model.status != "projector"
+        if projectors or model.status != "projector"
     ]
 
 
@@ -172,18 +194,23 @@ def format_params(params: int | None) -> str:
     return f"{params / 10**6:.0f}M"
 
 
-def _catalog_spec(model: CatalogModel, variant: CatalogVariant) -> tuple[ModelSpec | None, str]:
-    """The catalog estimate for one variant, or None and the reason in words."""
-    if variant.size_bytes is None:
-        return None, "The catalog does not know this file's size; no estimate before download."
+def _catalog_spec(
+    model: CatalogModel, variant: CatalogVariant
+) -> tuple[ModelSpec | None, str, str]:
+    """The catalog estimate for one variant, or None, the reason in a sentence and the
+    estimator's own words."""
     try:
-        return spec_from_catalog(model, variant), ""
+        return spec_from_catalog(model, variant), "", ""
     except ValueError as exc:
-        return None, f"No estimate before download: {exc}"
+        if variant.size_bytes is None:
+            note = "The catalog does not know this file's size; no estimate before download."
+        else:
+            note = f"No estimate before download: {exc}"
+        return None, note, str(exc)
 
 
 def _catalog_row(model: CatalogModel, variant: CatalogVariant) -> ModelRow:
-    spec, note = _catalog_spec(model, variant)
+    spec, note, problem = _catalog_spec(model, variant)
     if not note and not model.arch_complete:
         note = "Some architecture numbers are unknown, so this estimate is rough."
     params = model.arch.total_params or (spec.total_params if spec is not None else None)
@@ -203,6 +230,7 @@ def _catalog_row(model: CatalogModel, variant: CatalogVariant) -> ModelRow:
         publisher=model.publisher,
         note=note,
         tags=model.tags,
+        problem=problem,
     )
 
 
@@ -210,3 +238,37 @@ def catalog_rows(catalog: Catalog | Iterable[CatalogModel]) -> list[ModelRow]:
     """One row per catalog variant, in file order."""
     models = catalog.models if isinstance(catalog, Catalog) else tuple(catalog)
     return [_catalog_row(model, variant) for model in models for variant in model.variants]
+
+
+# --------------------------------------------------------------------------- ranking
+
+
+def verdict_sort_key(plan: Plan | None) -> float:
+    """Full GPU first, then partial (more layers on the GPU first), CPU only, too large, and
+    rows without a plan last."""
+    if plan is None:
+        return float(NO_ESTIMATE_RANK)
+    rank = float(plan.verdict.rank)
+    if plan.verdict is Verdict.PARTIAL and plan.offloadable_layers:
+        rank += 1.0 - plan.gpu_layers / plan.offloadable_layers
+    return rank
+
+
+def best_fit_key(row: ModelRow, plan: Plan | None) -> tuple[int, int]:
+    """Best fit first: the verdict (full GPU, partial, CPU only, too large, no plan), then the
+    biggest file, since the largest model that still fits is usually the one a person wants."""
+    rank = plan.verdict.rank if plan is not None else NO_ESTIMATE_RANK
+    return rank, -(row.file_size_bytes or 0)
+
+
+def sibling_suggestions(evaluated: Sequence[tuple[ModelRow, Plan | None]]) -> list[str | None]:
+    """For each (row, plan): "Q4_K_M fits fully on the GPU." when another quantization of the
+    same model (the same ``group``) fits better, else None."""
+    by_group: dict[str, list[tuple[str, Plan]]] = {}
+    for row, plan in evaluated:
+        if plan is not None:
+            by_group.setdefault(row.group, []).append((row.quant, plan))
+    return [
+        sibling_suggestion(plan, by_group[row.group]) if plan is not None else None
+        for row, plan in evaluated
+    ]
