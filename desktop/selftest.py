@@ -34,8 +34,10 @@ from typing import TYPE_CHECKING
 # For the hints only: each step imports what it uses, so a broken install fails at its step.
 if TYPE_CHECKING:
     from desktop.core.catalog import CatalogModel, CatalogVariant
-    from desktop.core.estimate import Plan
+    from desktop.core.estimate import Device, Plan, Settings
     from desktop.core.hardware import HardwareProfile
+    from desktop.core.modelspec import ModelSpec
+    from desktop.engine.protocol import Done, Loaded
     from desktop.engine.runner import WorkerRunner
 
 #: A short answer is enough to prove generation works; greedy, so runs are comparable.
@@ -112,6 +114,8 @@ class _SelfTest:
         self._emit = emit
         self._runner: WorkerRunner | None = None
         self._profile: HardwareProfile | None = None
+        self._speed_inputs: tuple[ModelSpec, Settings, list[Device]] | None = None
+        self._loaded: Loaded | None = None
         self._model: Path | None = None
         self._plan: Plan | None = None
         self._backends: list[str] = []
@@ -193,9 +197,15 @@ class _SelfTest:
         else:  # still check the estimator on the smallest catalog file
             model, variant = min(self._catalog_variants, key=lambda mv: mv[1].size_bytes or 0)
             spec = spec_from_catalog(model, variant)
+        from desktop.core.runs import load_figures, profile_machine_key
+
         settings = Settings(n_ctx=N_CTX)
-        plan = estimate(spec, settings, devices_from_profile(self._profile))
+        assert self._profile is not None  # the hardware step ran first
+        figures = load_figures(profile_machine_key(self._profile))
+        devices = devices_from_profile(self._profile, figures=figures)
+        plan = estimate(spec, settings, devices)
         self._plan = plan
+        self._speed_inputs = (spec, settings, devices)
         speed = plan.predicted_tokens_per_s
         return (
             f"{plan.model_name} at {N_CTX} tokens: {plan.verdict_label}, "
@@ -230,6 +240,7 @@ class _SelfTest:
             p.Load(path=str(self._model), n_ctx=N_CTX, n_gpu_layers=layers),
             timeout=LOAD_TIMEOUT_S,
         )
+        self._loaded = loaded
         return (
             f"{self._model.name} in {loaded.load_seconds:.1f} s, "
             f"{loaded.n_gpu_layers} of {loaded.n_layers} layers on the GPU"
@@ -255,9 +266,48 @@ class _SelfTest:
             raise StepFailed("the model produced no tokens")
         rate = done.gen_tokens_per_s
         self._generated_summary = f"{done.generated_tokens} tokens at {rate:.1f} tok/s"
+        self._store_run(done)
         text = " ".join("".join(pieces).split())
         preview = f' ("{text[:60]}{"..." if len(text) > 60 else ""}")' if text else ""
         return self._generated_summary + preview
+
+    def _store_run(self, done: Done) -> None:
+        """Keep the measured speed for this computer's calibration (as every bench does)."""
+        from desktop.core.calibration import SpeedRun
+        from desktop.core.estimate import resolved_threads, speed_work
+        from desktop.core.runs import (
+            MIN_GENERATED_TOKENS,
+            MeasuredRun,
+            RunStore,
+            profile_machine_key,
+        )
+
+        inputs, loaded, model = self._speed_inputs, self._loaded, self._model
+        if inputs is None or loaded is None or model is None or self._profile is None:
+            return
+        if done.generated_tokens < MIN_GENERATED_TOKENS or not done.gen_tokens_per_s:
+            return
+        spec, settings, devices = inputs
+        run = SpeedRun(
+            work=tuple(speed_work(spec, settings, devices, loaded.n_gpu_layers)),
+            threads=loaded.n_threads or resolved_threads(devices[-1], settings),
+            decode_tokens_per_s=done.gen_tokens_per_s,
+            prompt_tokens_per_s=done.prompt_tokens_per_s or None,
+        )
+        measured = MeasuredRun(
+            machine=profile_machine_key(self._profile),
+            source="self-test",
+            model=model.name,
+            model_bytes=model.stat().st_size,
+            run=run,
+            predicted_tokens_per_s=self._plan.predicted_tokens_per_s if self._plan else None,
+            details={"n_ctx": loaded.n_ctx, "generated_tokens": done.generated_tokens},
+        )
+        try:
+            with RunStore() as store:
+                store.add(measured)
+        except Exception as exc:  # a full disk: the self-test's verdict does not change
+            _print(f"(could not keep the run for calibration: {exc})")
 
     def _started_runner(self) -> WorkerRunner:
         """The worker the "worker" step started (the steps run in order)."""

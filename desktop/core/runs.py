@@ -26,10 +26,20 @@ from typing import Any
 from desktop.core.calibration import DEFAULT_FIGURES, DeviceWork, SpeedFigures, SpeedRun, fit
 from desktop.core.history import default_history_path
 
-__all__ = ["MeasuredRun", "RunStore", "load_figures", "machine_key", "profile_machine_key"]
+__all__ = [
+    "MIN_GENERATED_TOKENS",
+    "MeasuredRun",
+    "RunStore",
+    "load_figures",
+    "machine_key",
+    "profile_machine_key",
+]
 
 #: Only the newest runs count: a machine's figures follow its present drivers and build.
 MAX_RUNS_FITTED = 200
+#: Answers shorter than this say little about decode speed (a handful of tokens, timed from
+#: the first to the last, is mostly noise); they are not stored.
+MIN_GENERATED_TOKENS = 16
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS speed_runs (

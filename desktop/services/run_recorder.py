@@ -23,7 +23,7 @@ from PySide6.QtCore import QObject, Signal
 from desktop.core.calibration import SpeedFigures, SpeedRun
 from desktop.core.estimate import Device, Settings, resolved_threads, speed_work
 from desktop.core.modelspec import ModelSpec
-from desktop.core.runs import MeasuredRun, RunStore, load_figures
+from desktop.core.runs import MIN_GENERATED_TOKENS, MeasuredRun, RunStore, load_figures
 from desktop.engine import protocol as p
 from desktop.services.engine_api import EngineEvents
 from desktop.services.signals import emit
@@ -32,10 +32,6 @@ from desktop.services.tasks import Task, run_in_thread
 __all__ = ["MIN_GENERATED_TOKENS", "RunRecorder"]
 
 log = logging.getLogger(__name__)
-
-#: Answers shorter than this say little about decode speed (a handful of tokens, timed from
-#: the first to the last, is mostly noise); they are not stored.
-MIN_GENERATED_TOKENS = 16
 
 
 @dataclass(frozen=True)
