@@ -25,10 +25,28 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from PySide6.QtWidgets import QApplication, QWidget
+    # The real classes, for the types only: main() imports them after its cheap checks.
+    from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
+
+    from desktop.core.calibration import SpeedFigures
+    from desktop.core.hardware.profile import HardwareProfile
+    from desktop.core.history import ChatHistory
+    from desktop.core.rows import ModelRow
+    from desktop.core.settings import UserSettings
+    from desktop.services.download_manager import DownloadManager
+    from desktop.services.engine_api import EngineLike
+    from desktop.services.load_request import LoadRequest
+    from desktop.services.monitor import Monitor
+    from desktop.services.run_recorder import RunRecorder
+    from desktop.services.tasks import Task
+    from desktop.ui.chat_panel import ChatPanel
+    from desktop.ui.main_window import MainWindow
+    from desktop.ui.models_table import ModelsTableModel
+    from desktop.ui.monitor_panel import MonitorPanel
+    from desktop.ui.state import WorkbenchState
 
 __all__ = ["install_excepthook", "log_dir", "main"]
 
@@ -106,7 +124,7 @@ class _ErrorReporter:
     def __init__(self, log_path: Path | None, parent: QWidget | None = None) -> None:
         self.log_path = log_path
         self.parent = parent
-        self.dialog: Any = None  # the QMessageBox on screen, if any
+        self.dialog: QMessageBox | None = None  # the one on screen, if any
         self.count = 0
 
     def __call__(
@@ -219,7 +237,7 @@ def _version() -> str:
     return __version__
 
 
-def _load_catalog_rows() -> list[Any]:
+def _load_catalog_rows() -> list[ModelRow]:
     """Runs on the thread pool: read models.json and build each variant's spec."""
     from desktop.core.catalog import load_catalog
     from desktop.core.rows import catalog_rows
@@ -227,7 +245,7 @@ def _load_catalog_rows() -> list[Any]:
     return catalog_rows(load_catalog())
 
 
-def _scan_library(folders: list[Path]) -> list[Any]:
+def _scan_library(folders: list[Path]) -> list[ModelRow]:
     """Runs on the thread pool: GGUF files on this computer (headers read, bounded).
 
     The first time, the starter model (Gemma 3 270M, shipped as a Python package) is written
@@ -244,7 +262,7 @@ def _scan_library(folders: list[Path]) -> list[Any]:
     return library_rows(scan(folders))
 
 
-def _detect_hardware() -> Any:
+def _detect_hardware() -> tuple[HardwareProfile, str, SpeedFigures]:
     """Runs on the thread pool: the whole hardware check (never raises by design), and the
     speed figures this computer has earned from its measured runs."""
     from desktop.core.hardware import detect
@@ -256,16 +274,19 @@ def _detect_hardware() -> Any:
 
 
 def _wire_panels(
-    window: Any,
-    state: Any,
-    engine: Any,
-    monitor: Any,
-    downloads: Any,
-    chat: Any,
-    plots: Any,
-    recorder: Any,
+    window: MainWindow,
+    engine: EngineLike,
+    monitor: Monitor,
+    downloads: DownloadManager,
+    chat: ChatPanel,
+    plots: MonitorPanel,
 ) -> None:
-    """Connect the chat, the live monitor and the downloads to the engine and the window."""
+    """Connect the chat, the live monitor and the downloads to the engine and the window.
+
+    The engine client owns loading: each load's request carries the plan it was made from,
+    so the prediction beside the live plots is that plan (the run recorder takes its
+    expectation from the same request itself).
+    """
     engine.token.connect(monitor.add_token)
     engine.hello.connect(lambda hello: monitor.set_worker_pid(hello.pid))
 
@@ -277,30 +298,19 @@ def _wire_panels(
 
     engine.stateChanged.connect(on_state)
 
-    def on_load_requested(path: str, chosen: Any) -> None:
-        # The prediction drawn beside the live plots is the plan for exactly these settings,
-        # and each answer of this load is stored beside it (the calibration's runs).
-        from dataclasses import replace
+    def on_load_started(request: LoadRequest) -> None:
+        plots.set_prediction(request.plan)  # None: a load nobody planned
+        if request.row is not None and request.plan is not None:
+            chat.set_model_name(request.model_name)
 
-        from desktop.core.estimate import estimate
-
-        row = window.models_panel.current_row()
-        devices = state.devices()
-        if row is not None and row.spec is not None and devices:
-            settings = replace(chosen.settings, n_threads=chosen.n_threads)
-            plots.set_prediction(estimate(row.spec, settings, devices))
-            chat.set_model_name(f"{row.name} {row.quant}")
-            size = row.file_size_bytes or 0
-            recorder.expect(row.spec, settings, devices, Path(path).name, size)
-        else:
-            plots.set_prediction(None)
-
-    window.loadRequested.connect(on_load_requested)
+    engine.loadStarted.connect(on_load_started)
     engine.unloaded.connect(lambda *_: plots.set_prediction(None))
     chat.reloadRequested.connect(window.load_panel.set_gpu_layers)  # the chat already reloaded
 
-    def on_download(row: Any) -> None:
-        size = row.file_size_bytes if getattr(row, "size_exact", False) else None
+    def on_download(row: ModelRow) -> None:
+        if row.repo is None:
+            return  # a local file: nothing to download
+        size = row.file_size_bytes if row.size_exact else None
         downloads.enqueue(
             row.repo, list(row.download_files), window.settings.models_path, size=size
         )
@@ -310,7 +320,7 @@ def _wire_panels(
 
 
 def _wire_calibration(
-    window: Any, state: Any, recorder: Any, history_path: Path | None
+    window: MainWindow, state: WorkbenchState, recorder: RunRecorder, history_path: Path | None
 ) -> None:
     """The hardware bar's "Measure speed": `llm-workbench calibrate` in its own process,
     then this computer's figures refitted from the runs it stored."""
@@ -320,7 +330,7 @@ def _wire_calibration(
 
     job = CalibrationJob(window)
     panel = window.hardware_panel
-    pending: list[Any] = []
+    pending: list[Task] = []
 
     def on_finished(ok: bool, message: str) -> None:
         panel.set_calibration_progress(message, running=False)
@@ -344,20 +354,20 @@ def _wire_calibration(
 class Workbench:
     """Everything the window is made of, wired together (see :func:`assemble`)."""
 
-    state: Any
-    table: Any
-    window: Any
-    engine: Any
-    history: Any
-    monitor: Any
-    downloads: Any
-    chat: Any
-    plots: Any
-    recorder: Any
+    state: WorkbenchState
+    table: ModelsTableModel
+    window: MainWindow
+    engine: EngineLike
+    history: ChatHistory
+    monitor: Monitor
+    downloads: DownloadManager
+    chat: ChatPanel
+    plots: MonitorPanel
+    recorder: RunRecorder
 
 
 def assemble(
-    settings: Any, settings_path: Path | None, *, history_path: Path | None = None
+    settings: UserSettings, settings_path: Path | None, *, history_path: Path | None = None
 ) -> Workbench:
     """Build the window with its chat, live monitor and downloads, connected to one engine.
 
@@ -404,7 +414,7 @@ def assemble(
     recorder = RunRecorder(engine, path=history_path, parent=window)
     recorder.figuresChanged.connect(state.set_figures)
     _wire_calibration(window, state, recorder, history_path)
-    _wire_panels(window, state, engine, monitor, downloads, chat, plots, recorder)
+    _wire_panels(window, engine, monitor, downloads, chat, plots)
     return Workbench(
         state, table, window, engine, history, monitor, downloads, chat, plots, recorder
     )
@@ -453,7 +463,7 @@ def main() -> int:
     monitor.start()
 
     pending = {"catalog", "hardware", "library"}
-    tasks: list[Any] = []
+    tasks: list[Task] = []
 
     report_ready = os.environ.get("LLMW_REPORT_READY") == "1"
 
@@ -466,7 +476,7 @@ def main() -> int:
         elif report_ready and not pending:
             print(f"ready {_process_age():.3f}", flush=True)  # for end-to-end tests
 
-    def on_rows(rows: list[Any]) -> None:
+    def on_rows(rows: list[ModelRow]) -> None:
         table.set_source_rows("catalog", rows)  # local files may have arrived first
         finished("catalog")
 
@@ -477,7 +487,7 @@ def main() -> int:
         log.error("catalog: %s", exc)
         finished("catalog")
 
-    def on_library(rows: list[Any]) -> None:
+    def on_library(rows: list[ModelRow]) -> None:
         table.set_source_rows("local", rows)
         finished("library")
 
@@ -485,11 +495,11 @@ def main() -> int:
         log.error("scanning for local models failed", exc_info=exc)
         finished("library")
 
-    def scan_library(current: Any) -> Any:
+    def scan_library(current: UserSettings) -> Task:
         folders = [current.models_path, *(Path(f).expanduser() for f in current.extra_folders)]
         return run_in_thread(lambda: _scan_library(folders), on_library, on_library_error)
 
-    def on_profile(detected: Any) -> None:
+    def on_profile(detected: tuple[HardwareProfile, str, SpeedFigures]) -> None:
         profile, machine, figures = detected
         parts.recorder.set_machine(machine)
         state.set_figures(figures)

@@ -7,7 +7,8 @@ its panel touches:
   monitor's wiring connect to them;
 * :class:`ChatEngine`: the signals, the state and the requests of the chat panel
   (the chat tests' ``FakeEngine`` implements this; tests/unit/test_engine_api.py checks it);
-* :class:`EngineLike`: everything the window and the app use (loading a model, quitting).
+* :class:`EngineLike`: everything the window and the app use (loading a model with its
+  plan, the current load's request, quitting).
 
 :class:`~desktop.services.engine_client.EngineClient` is checked against
 :class:`EngineLike` by mypy (the assignment at the end of engine_client.py). A Qt signal is
@@ -24,6 +25,7 @@ from typing import Protocol
 from PySide6.QtCore import SignalInstance
 
 from desktop.engine import protocol as p
+from desktop.services.load_request import LoadRequest
 
 
 class EngineEvents(Protocol):
@@ -55,6 +57,9 @@ class EngineEvents(Protocol):
 
     @property
     def stateChanged(self) -> SignalInstance: ...  # (str) see ChatEngine.state
+
+    @property
+    def loadStarted(self) -> SignalInstance: ...  # (LoadRequest) see EngineLike.current_load
 
 
 class ChatEngine(EngineEvents, Protocol):
@@ -91,7 +96,12 @@ class ChatEngine(EngineEvents, Protocol):
 class EngineLike(ChatEngine, Protocol):
     """Everything the window and the app use: the chat panel's part, loading and quitting."""
 
-    def load(self, request: p.Load) -> str:
+    @property
+    def current_load(self) -> LoadRequest | None:
+        """The last load request with the plan, spec and row it was made from."""
+        ...
+
+    def load(self, request: p.Load | LoadRequest) -> str:
         """Queue a model load (starting the worker if needed); return the request id."""
         ...
 

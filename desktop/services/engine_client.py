@@ -16,7 +16,6 @@ QtCore only: no widgets, no llama_cpp.
 from __future__ import annotations
 
 import collections
-import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +33,7 @@ from PySide6.QtCore import (
 from desktop.core import crash
 from desktop.engine import protocol as p
 from desktop.engine.runner import STDERR_TAIL_LINES, worker_command, worker_environment
+from desktop.services.load_request import LoadRequest
 from desktop.services.signals import emit
 
 DEFAULT_STOP_TIMEOUT_MS = 2000
@@ -145,6 +145,11 @@ def _last_words(stderr_tail: str) -> str:
 class EngineClient(QObject):
     """Drives one worker process; every protocol event arrives as a signal.
 
+    The one owner of loading: every load (the load controls', the chat's "reload with fewer
+    layers") goes through :meth:`load`, which remembers its :class:`LoadRequest` (the plan
+    it was made from included) as :attr:`current_load` and announces it with
+    ``loadStarted``.
+
     States (``stateChanged``): "stopped" (no worker), "starting", "idle" (no model),
     "loading", "ready", "generating", "stopping", "unloading".
     """
@@ -158,6 +163,7 @@ class EngineClient(QObject):
     error = Signal(object)  # protocol.Error: a request failed, the worker lives on
     crashed = Signal(str, str, str)  # kind, message, suggestion: the worker died
     stateChanged = Signal(str)
+    loadStarted = Signal(object)  # LoadRequest: a load was queued (current_load)
 
     def __init__(
         self,
@@ -176,7 +182,7 @@ class EngineClient(QObject):
         self._stopping = False
         self._expected_exit = False
         self._model: p.Loaded | None = None
-        self._last_load: p.Load | None = None
+        self._current_load: LoadRequest | None = None
         self._stderr: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
         self._stderr_partial = b""
         self._state = "stopped"
@@ -205,7 +211,13 @@ class EngineClient(QObject):
 
     @property
     def last_load(self) -> p.Load | None:
-        return self._last_load
+        """The worker's request of the last load (the fix buttons reload it)."""
+        return self._current_load.load if self._current_load is not None else None
+
+    @property
+    def current_load(self) -> LoadRequest | None:
+        """The last load request with the plan, spec and row it was made from."""
+        return self._current_load
 
     @property
     def worker_hello(self) -> p.Hello | None:
@@ -240,19 +252,22 @@ class EngineClient(QObject):
         process.start(self._command[0], self._command[1:])
         self._update_state()
 
-    def load(self, request: p.Load) -> str:
-        """Queue a model load (starting the worker if needed); return the request id."""
-        self._last_load = request
+    def load(self, request: p.Load | LoadRequest) -> str:
+        """Queue a model load (starting the worker if needed); return the request id.
+
+        A bare :class:`~desktop.engine.protocol.Load` is a load without a plan.
+        """
+        planned = request if isinstance(request, LoadRequest) else LoadRequest(request)
+        self._current_load = planned
         self.start()
-        return self._enqueue(request)
+        emit(self.loadStarted, planned)
+        return self._enqueue(planned.load)
 
     def retry_with(self, n_gpu_layers: int) -> str:
         """Load the last model again with another GPU layer count (after out of memory)."""
-        if self._last_load is None:
+        if self._current_load is None:
             raise RuntimeError("retry_with() needs an earlier load()")
-        return self.load(
-            dataclasses.replace(self._last_load, n_gpu_layers=n_gpu_layers, id=p.new_request_id())
-        )
+        return self.load(self._current_load.with_gpu_layers(n_gpu_layers))
 
     def chat(self, request: p.Chat) -> str:
         """Queue a chat; tokens arrive through ``token``, then ``done`` (or ``error``)."""

@@ -1,8 +1,9 @@
 """Every chat answer becomes a measured run: what the estimator said the devices would do,
 what llama.cpp did, kept in the app's database so this computer's predictions learn.
 
-The window tells the recorder what it is about to load (:meth:`RunRecorder.expect`: the spec,
-the settings and devices of the plan); the engine client's ``loaded`` says where the layers
+The engine client's ``loadStarted`` hands the recorder the request of each load, with the
+spec, the settings and the devices of its plan (:meth:`RunRecorder.expect`; a load without a
+plan keeps the expectation it had); the engine client's ``loaded`` says where the layers
 really went and how many threads llama.cpp uses; each ``done`` then stores one run
 (:mod:`desktop.core.runs`). The refit runs on the thread pool, and ``figuresChanged`` hands
 the new :class:`~desktop.core.calibration.SpeedFigures` back on the GUI thread.
@@ -26,6 +27,7 @@ from desktop.core.modelspec import ModelSpec
 from desktop.core.runs import MIN_GENERATED_TOKENS, MeasuredRun, RunStore, load_figures
 from desktop.engine import protocol as p
 from desktop.services.engine_api import EngineEvents
+from desktop.services.load_request import LoadRequest
 from desktop.services.signals import emit
 from desktop.services.tasks import Task, run_in_thread
 
@@ -62,6 +64,7 @@ class RunRecorder(QObject):
         self._expected: _Expected | None = None
         self._loaded: p.Loaded | None = None  # what the worker said of the model it holds
         self._task: Task | None = None
+        engine.loadStarted.connect(self._on_load_started)
         engine.loaded.connect(self._on_loaded)
         engine.unloaded.connect(self._on_unloaded)
         engine.done.connect(self._on_done)
@@ -85,6 +88,12 @@ class RunRecorder(QObject):
         """The plan of the load that is about to start (what the next answers measure)."""
         self._expected = _Expected(spec, settings, tuple(devices), model_file, model_bytes)
         self._loaded = None
+
+    def _on_load_started(self, request: LoadRequest) -> None:
+        if request.spec is None or request.settings is None or not request.devices:
+            return  # not planned (a bare protocol load): nothing to measure against
+        name, size = Path(request.path).name, request.model_bytes
+        self.expect(request.spec, request.settings, request.devices, name, size)
 
     def _on_loaded(self, loaded: p.Loaded) -> None:
         self._loaded = loaded

@@ -2,16 +2,17 @@
 
 Every change re-plans the memory at once (``plan_memory`` and ``predict_speed`` take well
 under a millisecond), so the bars and the predicted speed follow the slider as it moves.
-"Load" emits ``loadRequested(path, LoadSettings)``; the window hands it to the engine client
-and feeds back the load progress and, once loaded, what llama.cpp really allocated, which
-is shown beside the estimate.
+"Load" emits ``loadRequested(LoadRequest)``: the path, the settings and the plan the person
+saw. The window hands it to the engine client, the one owner of loading; the panel follows
+the client's loads of its model (:meth:`LoadPanel.follow`): the progress and, once loaded,
+what llama.cpp really allocated beside the request's own plan.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
@@ -38,11 +39,12 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.core.estimate import (
+    ComparisonRow,
     DevicePlan,
+    Plan,
     Settings,
     capped_context,
     compare_with_llama,
-    estimate,
     max_gpu_layers,
     plan_memory,
     predict_speed,
@@ -51,6 +53,8 @@ from desktop.core.llama_log import BufferLine, LlamaLoadReport
 from desktop.core.rows import ModelRow
 from desktop.core.units import format_bytes
 from desktop.engine import protocol
+from desktop.services.engine_api import EngineLike
+from desktop.services.load_request import LoadRequest
 from desktop.services.signals import emit
 from desktop.ui import theme
 from desktop.ui.icons import glyph_icon
@@ -59,7 +63,7 @@ from desktop.ui.models_table import ModelsTableModel, format_speed
 from desktop.ui.state import CONTEXT_CHOICES, WorkbenchState, context_label
 from desktop.ui.widgets import HintLabel
 
-__all__ = ["LoadPanel", "LoadSettings"]
+__all__ = ["LoadPanel", "LoadRequest"]
 
 _KV_CHOICES = (
     ("f16", "f16 - full quality"),
@@ -76,32 +80,16 @@ _COMPONENT_NAMES = {
 }
 
 
-@dataclass(frozen=True)
-class LoadSettings:
-    """What the person chose: the estimator's settings with a concrete layer count, threads."""
-
-    settings: Settings  # n_gpu_layers is a number here, never None
-    n_threads: int | None = None  # None: let llama.cpp choose
-
-    @property
-    def n_gpu_layers(self) -> int:
-        return int(self.settings.n_gpu_layers or 0)
-
-    def to_request(self, path: str | Path) -> protocol.Load:
-        """The worker's load request (``EngineClient.load(...)``)."""
-        # One conversion for the whole app, so the load matches the plan the person saw.
-        return protocol.Load.from_settings(str(path), self.settings, self.n_threads)
-
-
 class LoadPanel(QWidget):
     """Settings for loading one model, with live memory bars and speed.
 
-    Signals: ``loadRequested(str path, LoadSettings)``, ``backRequested()``.
-    Slots for the engine: :meth:`set_load_progress`, :meth:`set_loaded`,
-    :meth:`set_load_failed`, :meth:`show_allocated`.
+    Signals: ``loadRequested(LoadRequest)``, ``backRequested()``.
+    :meth:`follow` shows an engine's loads of this model; the same slots can be driven by
+    hand: :meth:`set_load_progress`, :meth:`set_loaded`, :meth:`set_load_failed`,
+    :meth:`show_allocated`.
     """
 
-    loadRequested = Signal(str, object)
+    loadRequested = Signal(object)  # LoadRequest
     backRequested = Signal()
 
     def __init__(
@@ -113,9 +101,27 @@ class LoadPanel(QWidget):
         self._row: ModelRow | None = None
         self._plans: list[DevicePlan] = []
         self._speed: float | None = None
-        self._requested: LoadSettings | None = None
+        self._requested: LoadRequest | None = None  # the load this panel shows
+        self._waiting_for = ""  # the engine load id whose progress and answer this shows
         self.setAccessibleName("Load controls")
+        self._build_header()
+        self._build_controls()
+        self._build_results()
+        self._build_loading()
+        self._lay_out()
+        self.layers_slider.valueChanged.connect(self._on_layers_moved)
+        self.auto_layers.toggled.connect(self._on_auto_toggled)
+        self.context_combo.currentIndexChanged.connect(self.replan)
+        self.kv_combo.currentIndexChanged.connect(self._on_kv_changed)
+        self.flash_attn.toggled.connect(self.replan)
+        self.threads.valueChanged.connect(self.replan)
+        state.estimatesChanged.connect(self.replan)
+        table.modelReset.connect(self._on_rows_changed)
+        self.set_row(None)
 
+    # ------------------------------------------------------------------ building
+
+    def _build_header(self) -> None:
         self.back_button = QPushButton("Details", self)
         self.back_button.setIcon(glyph_icon("back", QPalette.ColorRole.ButtonText))
         self.back_button.setAccessibleName("Back to the model details")
@@ -130,7 +136,7 @@ class LoadPanel(QWidget):
         self.subtitle = HintLabel("", self)
         self.subtitle.setWordWrap(True)
 
-        # GPU layers
+    def _build_controls(self) -> None:
         self.layers_slider = QSlider(Qt.Orientation.Horizontal, self)
         self.layers_slider.setAccessibleName("GPU layers")
         self.layers_slider.setToolTip(
@@ -163,7 +169,7 @@ class LoadPanel(QWidget):
         self.threads.setSpecialValueText("Auto")
         self.threads.setToolTip("CPU threads for the layers that run on the CPU")
 
-        # Results
+    def _build_results(self) -> None:
         self.bars = MemoryBars(self)
         self.speed_label = QLabel(self)
         speed_font = QFont(self.speed_label.font())
@@ -175,7 +181,7 @@ class LoadPanel(QWidget):
         self.fit_label.setWordWrap(True)
         self.fit_label.setAccessibleName("Fit")
 
-        # Loading
+    def _build_loading(self) -> None:
         self.load_button = QPushButton("Load model", self)
         self.load_button.setIcon(glyph_icon("play", QPalette.ColorRole.ButtonText))
         self.load_button.setAccessibleName("Load the model")
@@ -211,7 +217,7 @@ class LoadPanel(QWidget):
         self.comparison_title.hide()
         self.comparison.hide()
 
-        # Layout
+    def _lay_out(self) -> None:
         top = QHBoxLayout()
         top.addWidget(self.back_button)
         top.addStretch(1)
@@ -239,7 +245,7 @@ class LoadPanel(QWidget):
 
         result_head = QHBoxLayout()
         result_title = QLabel("Where the memory goes", self)
-        result_title.setFont(bold)
+        result_title.setFont(self.comparison_title.font())  # bold
         result_head.addWidget(result_title)
         result_head.addStretch(1)
         result_head.addWidget(self.speed_label)
@@ -278,16 +284,6 @@ class LoadPanel(QWidget):
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addWidget(scroll)
-
-        self.layers_slider.valueChanged.connect(self._on_layers_moved)
-        self.auto_layers.toggled.connect(self._on_auto_toggled)
-        self.context_combo.currentIndexChanged.connect(self.replan)
-        self.kv_combo.currentIndexChanged.connect(self._on_kv_changed)
-        self.flash_attn.toggled.connect(self.replan)
-        self.threads.valueChanged.connect(self.replan)
-        state.estimatesChanged.connect(self.replan)
-        table.modelReset.connect(self._on_rows_changed)
-        self.set_row(None)
 
     # ------------------------------------------------------------------ public
 
@@ -362,13 +358,31 @@ class LoadPanel(QWidget):
         self.auto_layers.setChecked(True)
         self.replan()
 
-    def load_settings(self) -> LoadSettings | None:
-        """The current choices, with the layer count the slider shows."""
-        if self._row is None or self._row.spec is None:
+    @property
+    def requested(self) -> LoadRequest | None:
+        """The load this panel shows (asked for here, or the engine's load of this model)."""
+        return self._requested
+
+    def load_request(self) -> LoadRequest | None:
+        """The current choices as a load of the local file, planned; None when not loadable."""
+        path = self._local_path()
+        settings = self._current_settings()
+        if path is None or settings is None or self._row is None or self._row.spec is None:
             return None
-        settings = replace(self._settings(), n_gpu_layers=self.layers_slider.value())
-        threads = self.threads.value() or None
-        return LoadSettings(settings, threads)
+        return LoadRequest.planned(path, settings, self._row.spec, self._state.devices(), self._row)
+
+    def follow(self, engine: EngineLike) -> None:
+        """Show ``engine``'s loads of this panel's file: progress, the result, a failure.
+
+        Every load goes through the engine client, whoever asked for it (this panel's Load
+        button, the chat's "reload with fewer layers"), so the panel follows the client's
+        ``loadStarted`` rather than its own button.
+        """
+        engine.loadStarted.connect(self._on_load_started)
+        engine.loadProgress.connect(self._on_engine_progress)
+        engine.loaded.connect(self._on_engine_loaded)
+        engine.error.connect(self._on_engine_error)
+        engine.crashed.connect(self._on_engine_crashed)
 
     def set_gpu_layers(self, n: int) -> None:
         """Move the slider (turns Auto off), as a person dragging it would."""
@@ -408,44 +422,12 @@ class LoadPanel(QWidget):
 
     def show_allocated(self, by_device: Mapping[str, Mapping[str, int]]) -> None:
         """Estimate vs. llama.cpp, per component; ``by_device`` as LlamaLoadReport.by_device()."""
-        settings = self._requested.settings if self._requested else self._current_settings()
-        if self._row is None or self._row.spec is None or settings is None:
+        # The plan of the request this load was made from; before any, the current choices'.
+        request = self._requested or self.load_request()
+        plan = request.plan if request is not None else None
+        if plan is None:
             return
-        plan = estimate(self._row.spec, settings, self._state.devices())
-        report = LlamaLoadReport(
-            tuple(
-                BufferLine(device, component, int(size))
-                for device, parts in by_device.items()
-                for component, size in parts.items()
-            ),
-            None,
-            None,
-            None,
-        )
-        rows = compare_with_llama(plan, report)
-        self.comparison.setRowCount(len(rows))
-        for i, row in enumerate(rows):
-            diff = row.estimated_bytes - row.reported_bytes
-            texts = [
-                _COMPONENT_NAMES.get(row.component, row.component),
-                format_bytes(row.estimated_bytes),
-                format_bytes(row.reported_bytes),
-                f"{'+' if diff >= 0 else '-'}{format_bytes(abs(diff))} ({row.error_pct:+.1f}%)",
-            ]
-            for column, text in enumerate(texts):
-                item = QTableWidgetItem(text)
-                if column:
-                    item.setTextAlignment(
-                        Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
-                    )
-                if row.component == "total":
-                    font = item.font()
-                    font.setBold(True)
-                    item.setFont(font)
-                self.comparison.setItem(i, column, item)
-        height = self.comparison.horizontalHeader().height() + 4
-        height += sum(self.comparison.rowHeight(i) for i in range(len(rows)))
-        self.comparison.setFixedHeight(height)
+        _fill_comparison(self.comparison, _comparison_rows(plan, by_device))
         self.comparison_title.show()
         self.comparison.show()
 
@@ -589,14 +571,87 @@ class LoadPanel(QWidget):
             self.replan()
 
     def _on_load_clicked(self) -> None:
-        path = self._local_path()
-        chosen = self.load_settings()
-        if path is None or chosen is None:
+        request = self.load_request()
+        if request is None:
             return
-        self._requested = chosen
+        self._show_starting(request)
+        emit(self.loadRequested, request)
+
+    def _show_starting(self, request: LoadRequest) -> None:
+        self._requested = request
         self.load_button.setEnabled(False)
         self.comparison_title.hide()
         self.comparison.hide()
         self.set_load_progress(0.0)
         self.status_label.setText("Starting llama.cpp…")
-        emit(self.loadRequested, str(path), chosen)
+
+    # ------------------------------------------------------------------ the engine's loads
+
+    def _on_load_started(self, request: LoadRequest) -> None:
+        path = self._local_path()
+        if path is None or Path(request.path) != path:
+            self._waiting_for = ""
+            return  # another model's load: the chat and the status bar speak for it
+        self._waiting_for = request.load.id
+        if request is not self._requested:  # the chat's reload, say
+            self._show_starting(request)
+
+    def _on_engine_progress(self, fraction: float) -> None:
+        if self._waiting_for:
+            self.set_load_progress(fraction)
+
+    def _on_engine_loaded(self, loaded: protocol.Loaded) -> None:
+        if not self._waiting_for or loaded.id != self._waiting_for:
+            return
+        self._waiting_for = ""
+        self.set_loaded(loaded.report().by_device(), loaded.n_gpu_layers, loaded.load_seconds)
+
+    def _on_engine_error(self, error: protocol.Error) -> None:
+        if self._waiting_for and error.id == self._waiting_for:
+            self._waiting_for = ""
+            self.set_load_failed(error.message)
+
+    def _on_engine_crashed(self, _kind: str, message: str, suggestion: str) -> None:
+        if self._waiting_for:
+            self._waiting_for = ""
+            self.set_load_failed(f"{message} {suggestion}")
+
+
+def _comparison_rows(plan: Plan, by_device: Mapping[str, Mapping[str, int]]) -> list[ComparisonRow]:
+    """Estimate vs. llama.cpp per component; ``by_device`` as LlamaLoadReport.by_device()."""
+    report = LlamaLoadReport(
+        tuple(
+            BufferLine(device, component, int(size))
+            for device, parts in by_device.items()
+            for component, size in parts.items()
+        ),
+        None,
+        None,
+        None,
+    )
+    return compare_with_llama(plan, report)
+
+
+def _fill_comparison(table: QTableWidget, rows: list[ComparisonRow]) -> None:
+    """One line per component: estimated, llama.cpp's, the difference; the total in bold."""
+    table.setRowCount(len(rows))
+    for i, row in enumerate(rows):
+        diff = row.estimated_bytes - row.reported_bytes
+        texts = [
+            _COMPONENT_NAMES.get(row.component, row.component),
+            format_bytes(row.estimated_bytes),
+            format_bytes(row.reported_bytes),
+            f"{'+' if diff >= 0 else '-'}{format_bytes(abs(diff))} ({row.error_pct:+.1f}%)",
+        ]
+        for column, text in enumerate(texts):
+            item = QTableWidgetItem(text)
+            if column:
+                item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            if row.component == "total":
+                font = item.font()
+                font.setBold(True)
+                item.setFont(font)
+            table.setItem(i, column, item)
+    height = table.horizontalHeader().height() + 4
+    height += sum(table.rowHeight(i) for i in range(len(rows)))
+    table.setFixedHeight(height)

@@ -13,7 +13,6 @@ import base64
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QByteArray, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import (
@@ -44,18 +43,16 @@ from desktop.core.gpu_specs import GpuSpec
 from desktop.core.rows import ModelRow
 from desktop.core.settings import UserSettings, save_settings
 from desktop.core.units import GIB
+from desktop.services.engine_api import EngineLike
 from desktop.services.signals import emit
 from desktop.ui.detail_pane import DetailPane
 from desktop.ui.hardware_panel import HardwarePanel, WhatIfSelector
 from desktop.ui.icons import GlyphLabel, glyph_icon
-from desktop.ui.load_panel import LoadPanel, LoadSettings
+from desktop.ui.load_panel import LoadPanel
 from desktop.ui.models_table import ModelsPanel, ModelsTableModel
 from desktop.ui.settings_dialog import SettingsDialog
 from desktop.ui.state import WorkbenchState, context_label
 from desktop.ui.widgets import HintLabel
-
-if TYPE_CHECKING:
-    from desktop.services.engine_client import EngineClient
 
 __all__ = ["TAB_NAMES", "EmptyState", "MainWindow", "app_icon"]
 
@@ -108,14 +105,14 @@ class MainWindow(QMainWindow):
     """The window. Signals for the parts other engineers build:
 
     * ``downloadRequested(ModelRow)`` - the Download button of the detail pane;
-    * ``loadRequested(str path, LoadSettings)`` - the Load button of the load controls
-      (also sent to ``engine`` when one is given);
+    * ``loadRequested(LoadRequest)`` - the Load button of the load controls (also sent
+      to ``engine`` when one is given: the engine client owns every load);
     * ``settingsChanged(UserSettings)`` - after the Settings dialog is accepted;
     * ``firstShown()`` - the window is on screen for the first time.
     """
 
     downloadRequested = Signal(object)
-    loadRequested = Signal(str, object)
+    loadRequested = Signal(object)  # LoadRequest
     settingsChanged = Signal(object)
     firstShown = Signal()
 
@@ -127,7 +124,7 @@ class MainWindow(QMainWindow):
         gpu_specs: Sequence[GpuSpec] = (),
         settings: UserSettings | None = None,
         settings_path: Path | None = None,  # None: settings are not saved
-        engine: EngineClient | None = None,
+        engine: EngineLike | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -138,7 +135,6 @@ class MainWindow(QMainWindow):
         self._engine = engine
         self._shown_once = False
         self._restored_last_model = False
-        self._load_request_id = ""  # the engine load the load controls wait for
         self.setWindowTitle("LLM Workbench")
         self.setWindowIcon(app_icon())
         self.setMinimumSize(960, 620)
@@ -373,40 +369,14 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ engine
 
-    def _connect_engine(self, engine: EngineClient) -> None:
-        self._load_request_id = ""
-        self.load_panel.loadRequested.connect(self._load_with_engine)
-        engine.loadProgress.connect(self._on_engine_progress)
+    def _connect_engine(self, engine: EngineLike) -> None:
+        # The engine client owns loading: the load controls ask it and follow its loads.
+        self.load_panel.loadRequested.connect(engine.load)
+        self.load_panel.follow(engine)
         engine.loaded.connect(self._on_engine_loaded)
-        engine.error.connect(self._on_engine_error)
-        engine.crashed.connect(self._on_engine_crashed)
 
-    def _load_with_engine(self, path: str, chosen: LoadSettings) -> None:
-        assert self._engine is not None
-        self._load_request_id = self._engine.load(chosen.to_request(path))
-
-    def _on_engine_progress(self, fraction: float) -> None:
-        if self._load_request_id:
-            self.load_panel.set_load_progress(fraction)
-
-    def _on_engine_loaded(self, loaded: Any) -> None:
-        if getattr(loaded, "id", "") != self._load_request_id:
-            return  # a load someone else asked for (the chat's "retry with fewer layers")
-        self._load_request_id = ""
-        self.load_panel.set_loaded(
-            loaded.report().by_device(), loaded.n_gpu_layers, loaded.load_seconds
-        )
+    def _on_engine_loaded(self, _loaded: object) -> None:
         self.statusBar().showMessage("Model loaded.", 5000)
-
-    def _on_engine_error(self, error: Any) -> None:
-        if self._load_request_id and getattr(error, "id", None) == self._load_request_id:
-            self._load_request_id = ""
-            self.load_panel.set_load_failed(str(getattr(error, "message", error)))
-
-    def _on_engine_crashed(self, _kind: str, message: str, suggestion: str) -> None:
-        if self._load_request_id:
-            self._load_request_id = ""
-            self.load_panel.set_load_failed(f"{message} {suggestion}")
 
     # ------------------------------------------------------------------ slots
 

@@ -44,6 +44,7 @@ class FakeEngine(QObject):
     error = Signal(object)
     crashed = Signal(str, str, str)
     stateChanged = Signal(str)
+    loadStarted = Signal(object)
 
     def __init__(self) -> None:
         super().__init__()

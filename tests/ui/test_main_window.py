@@ -285,9 +285,11 @@ def test_load_button_emits_path_and_settings(
     assert panel.load_button.isEnabled()
     with qtbot.waitSignal(panel.loadRequested) as blocker:
         panel.load_button.click()
-    path, chosen = blocker.args
-    assert path == str(file)
-    request = chosen.to_request(path)
+    (chosen,) = blocker.args
+    assert chosen.path == str(file)
+    request = chosen.load  # the worker's request, made from the plan the panel shows
+    assert chosen.plan is not None and chosen.plan.settings == chosen.settings
+    assert chosen.row == panel.row and chosen.spec is catalog_row.spec
     assert request.kv_type == "q8_0"
     assert request.flash_attn
     assert request.n_threads == 2
