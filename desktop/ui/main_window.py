@@ -9,31 +9,19 @@ app puts its widget in with :meth:`MainWindow.set_chat_widget` and friends.
 
 from __future__ import annotations
 
-import base64
 import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import (
-    QAction,
-    QCloseEvent,
-    QFont,
-    QIcon,
-    QKeySequence,
-    QPalette,
-    QShortcut,
-    QShowEvent,
-)
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShortcut, QShowEvent
 from PySide6.QtWidgets import (
-    QHBoxLayout,
     QLabel,
     QMainWindow,
     QMessageBox,
     QSplitter,
     QStackedWidget,
     QTabWidget,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -42,63 +30,30 @@ from desktop import __version__
 from desktop.core.gpu_specs import GpuSpec
 from desktop.core.rows import ModelRow
 from desktop.core.settings import UserSettings, save_settings
-from desktop.core.units import GIB
 from desktop.services.engine_api import EngineLike
 from desktop.services.signals import emit
 from desktop.ui.detail_pane import DetailPane
 from desktop.ui.hardware_panel import HardwarePanel, WhatIfSelector
-from desktop.ui.icons import GlyphLabel, glyph_icon
+from desktop.ui.icons import glyph_icon
 from desktop.ui.load_panel import LoadPanel
 from desktop.ui.models_table import ModelsPanel, ModelsTableModel
 from desktop.ui.settings_dialog import SettingsDialog
-from desktop.ui.state import WorkbenchState, context_label
-from desktop.ui.widgets import HintLabel
+from desktop.ui.state import WorkbenchState
+from desktop.ui.window_parts import (
+    TAB_NAMES,
+    EmptyState,
+    app_icon,
+    decode_bytes,
+    encode_bytes,
+    header_row,
+    placeholder_for,
+    settings_button,
+    status_sentence,
+)
 
 __all__ = ["TAB_NAMES", "EmptyState", "MainWindow", "app_icon"]
 
 log = logging.getLogger(__name__)
-
-#: Tab keys for :meth:`MainWindow.show_tab`, in order.
-TAB_NAMES = ("models", "chat", "monitor", "downloads")
-
-_ICON_PATH = Path(__file__).resolve().parents[2] / "resources" / "icons" / "llm-workbench.svg"
-
-
-def app_icon() -> QIcon:
-    """The app icon from resources/ (an empty icon if it is missing, never an error)."""
-    return QIcon(str(_ICON_PATH)) if _ICON_PATH.is_file() else QIcon()
-
-
-class EmptyState(QWidget):
-    """A centred icon, title and sentence: what a tab will show and how to get there."""
-
-    def __init__(self, glyph: str, title: str, text: str, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setAccessibleName(title)
-        picture = GlyphLabel(glyph, 44, self, QPalette.ColorRole.PlaceholderText)
-        heading = QLabel(title, self)
-        font = QFont(heading.font())
-        font.setPointSizeF(font.pointSizeF() * 1.3)
-        font.setBold(True)
-        heading.setFont(font)
-        heading.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        body = HintLabel(text, self)
-        body.setWordWrap(True)
-        body.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        # A fixed width lets the wrapped text report its true height (an alignment flag would
-        # give it its one-line height and clip it).
-        body.setFixedWidth(440)
-        body_row = QHBoxLayout()
-        body_row.addStretch(1)
-        body_row.addWidget(body)
-        body_row.addStretch(1)
-        layout = QVBoxLayout(self)
-        layout.setSpacing(8)
-        layout.addStretch(1)
-        layout.addWidget(picture, 0, Qt.AlignmentFlag.AlignHCenter)
-        layout.addWidget(heading)
-        layout.addLayout(body_row)
-        layout.addStretch(2)
 
 
 class MainWindow(QMainWindow):
@@ -140,80 +95,15 @@ class MainWindow(QMainWindow):
         self.setMinimumSize(960, 620)
         self.resize(1320, 840)
 
-        # Panels
         self.hardware_panel = HardwarePanel(state, self)
         self.what_if = WhatIfSelector(state, gpu_specs, self)
         self.models_panel = ModelsPanel(state, table, self)
         self.detail_pane = DetailPane(state, table, self)
         self.load_panel = LoadPanel(state, table, self)
-        self.side = QStackedWidget(self)
-        self.side.setAccessibleName("Selected model")
-        self.side.addWidget(self.detail_pane)
-        self.side.addWidget(self.load_panel)
-        self.side.setMinimumWidth(380)
-
-        self.splitter = QSplitter(Qt.Orientation.Horizontal, self)
-        self.splitter.setObjectName("modelsSplitter")
-        self.splitter.setChildrenCollapsible(False)
-        self.splitter.addWidget(self.models_panel)
-        self.splitter.addWidget(self.side)
-        self.splitter.setStretchFactor(0, 3)
-        self.splitter.setStretchFactor(1, 2)
-        self.splitter.setSizes([820, 480])
-
-        models_page = QWidget(self)
-        models_layout = QVBoxLayout(models_page)
-        models_layout.setContentsMargins(0, 10, 0, 0)
-        models_layout.addWidget(self.splitter)
-
-        self.tabs = QTabWidget(self)
-        self.tabs.setDocumentMode(True)
-        self.tabs.setAccessibleName("Sections")
-        self.tabs.addTab(
-            models_page,
-            glyph_icon("models"),
-            "Models",
-        )
-        self.chat_placeholder = EmptyState(
-            "chat",
-            "No model loaded",
-            "Pick a model in Models, press Load…, and chat with it here.",
-        )
-        self.monitor_placeholder = EmptyState(
-            "monitor",
-            "Nothing to watch yet",
-            "Once a model runs, live tokens per second and VRAM and RAM use appear here, "
-            "beside the prediction.",
-        )
-        self.downloads_placeholder = EmptyState(
-            "download",
-            "No downloads",
-            "Files you download from the Models tab show their progress here.",
-        )
-        self.tabs.addTab(
-            self.chat_placeholder,
-            glyph_icon("chat"),
-            "Chat",
-        )
-        self.tabs.addTab(
-            self.monitor_placeholder,
-            glyph_icon("monitor"),
-            "Monitor",
-        )
-        self.tabs.addTab(
-            self.downloads_placeholder,
-            glyph_icon("download"),
-            "Downloads",
-        )
-
-        central = QWidget(self)
-        layout = QVBoxLayout(central)
-        layout.setContentsMargins(14, 10, 14, 6)
-        layout.setSpacing(10)
-        layout.addLayout(self._build_header())
-        layout.addWidget(self.hardware_panel)
-        layout.addWidget(self.tabs, 1)
-        self.setCentralWidget(central)
+        self.chat_placeholder = placeholder_for("chat")
+        self.monitor_placeholder = placeholder_for("monitor")
+        self.downloads_placeholder = placeholder_for("downloads")
+        self._lay_out()
         self._build_menus()
 
         self.status_text = QLabel(self)
@@ -245,34 +135,46 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ building
 
-    def _build_header(self) -> QHBoxLayout:
-        icon = QLabel(self)
-        icon.setPixmap(app_icon().pixmap(30, 30))
-        title = QLabel("LLM Workbench", self)
-        font = QFont(title.font())
-        font.setPointSizeF(font.pointSizeF() * 1.45)
-        font.setBold(True)
-        title.setFont(font)
-        title.setAccessibleName("LLM Workbench")
-        subtitle = HintLabel("Which models this computer can run, and how fast", self)
-        self.settings_button = QToolButton(self)
-        self.settings_button.setText("Settings")
-        self.settings_button.setIcon(glyph_icon("settings"))
-        self.settings_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        self.settings_button.setAutoRaise(True)
-        self.settings_button.setAccessibleName("Settings")
+    def _lay_out(self) -> None:
+        """The header, the hardware bar, then the tabs: Models (table | details or load
+        controls), and the Chat, Monitor and Downloads placeholders."""
+        self.side = QStackedWidget(self)
+        self.side.setAccessibleName("Selected model")
+        self.side.addWidget(self.detail_pane)
+        self.side.addWidget(self.load_panel)
+        self.side.setMinimumWidth(380)
+
+        self.splitter = QSplitter(Qt.Orientation.Horizontal, self)
+        self.splitter.setObjectName("modelsSplitter")
+        self.splitter.setChildrenCollapsible(False)
+        self.splitter.addWidget(self.models_panel)
+        self.splitter.addWidget(self.side)
+        self.splitter.setStretchFactor(0, 3)
+        self.splitter.setStretchFactor(1, 2)
+        self.splitter.setSizes([820, 480])
+        models_page = QWidget(self)
+        models_layout = QVBoxLayout(models_page)
+        models_layout.setContentsMargins(0, 10, 0, 0)
+        models_layout.addWidget(self.splitter)
+
+        self.tabs = QTabWidget(self)
+        self.tabs.setDocumentMode(True)
+        self.tabs.setAccessibleName("Sections")
+        self.tabs.addTab(models_page, glyph_icon("models"), "Models")
+        self.tabs.addTab(self.chat_placeholder, glyph_icon("chat"), "Chat")
+        self.tabs.addTab(self.monitor_placeholder, glyph_icon("monitor"), "Monitor")
+        self.tabs.addTab(self.downloads_placeholder, glyph_icon("download"), "Downloads")
+
+        self.settings_button = settings_button(self)  # after the tabs: last in the tab order
         self.settings_button.clicked.connect(self.open_settings)
-        header = QHBoxLayout()
-        header.setSpacing(10)
-        header.addWidget(icon)
-        header.addWidget(title)
-        header.addSpacing(6)
-        header.addWidget(subtitle, 0, Qt.AlignmentFlag.AlignBottom)
-        header.addStretch(1)
-        header.addWidget(self.what_if)
-        header.addSpacing(10)
-        header.addWidget(self.settings_button)
-        return header
+        central = QWidget(self)
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(14, 10, 14, 6)
+        layout.setSpacing(10)
+        layout.addLayout(header_row(self, self.what_if, self.settings_button))
+        layout.addWidget(self.hardware_panel)
+        layout.addWidget(self.tabs, 1)
+        self.setCentralWidget(central)
 
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
@@ -403,18 +305,7 @@ class MainWindow(QMainWindow):
         log.debug("re-evaluated %d rows in %.1f ms", self._table.rowCount(), seconds * 1000)
 
     def _update_status(self, *_args: object) -> None:
-        state = self._state
-        if state.detection_error:
-            text = "The hardware check failed: " + state.detection_error
-        elif state.profile is None:
-            text = "Checking your hardware…"
-        else:
-            machine = state.what_if_label or "this computer"
-            text = (
-                f"Estimates for {machine} at {context_label(state.n_ctx)} tokens of context; "
-                f"{state.reserve_bytes / GIB:.2g} GB of VRAM kept free."
-            )
-        self.status_text.setText(text)
+        self.status_text.setText(status_sentence(self._state))
 
     def _about(self) -> None:
         QMessageBox.about(
@@ -437,10 +328,10 @@ class MainWindow(QMainWindow):
             old.deleteLater()
 
     def _restore_window(self) -> None:
-        geometry = _decode(self._settings.window_geometry)
+        geometry = decode_bytes(self._settings.window_geometry)
         if geometry is not None:
             self.restoreGeometry(geometry)
-        splitter = _decode(self._settings.window_state)
+        splitter = decode_bytes(self._settings.window_state)
         if splitter is not None:
             self.splitter.restoreState(splitter)
 
@@ -448,8 +339,8 @@ class MainWindow(QMainWindow):
         """The settings with this window's geometry, splitter and selected model."""
         row = self.models_panel.current_row()
         self._settings = self._settings.replace(
-            window_geometry=_encode(self.saveGeometry()),
-            window_state=_encode(self.splitter.saveState()),
+            window_geometry=encode_bytes(self.saveGeometry()),
+            window_state=encode_bytes(self.splitter.saveState()),
             last_model=row.location if row is not None else self._settings.last_model,
             n_ctx=self._state.n_ctx,
         )
@@ -478,16 +369,3 @@ class MainWindow(QMainWindow):
 
     def sizeHint(self) -> QSize:
         return QSize(1320, 840)
-
-
-def _encode(data: QByteArray) -> str:
-    return base64.b64encode(bytes(data.data())).decode("ascii")
-
-
-def _decode(text: str) -> QByteArray | None:
-    if not text:
-        return None
-    try:
-        return QByteArray(base64.b64decode(text.encode("ascii"), validate=True))
-    except ValueError:
-        return None
