@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from desktop.core.catalog import load_catalog
 from desktop.core.estimate import Device, Settings, estimate
@@ -56,3 +57,32 @@ def test_a_bare_load_has_no_plan_and_keeps_none_on_reload() -> None:
     again = bare.with_gpu_layers(2)
     assert again.load.n_gpu_layers == 2 and again.load.id != bare.load.id
     assert again.plan is None and again.settings is None
+
+
+def test_the_engine_client_owns_the_request_of_each_load(qtbot: Any) -> None:
+    """Every load, the fix button's reload included, goes through EngineClient.load, which
+    keeps its request (with the plan) and announces it; the worker need not start for it."""
+    from desktop.services.engine_client import EngineClient
+
+    client = EngineClient(command=["/nonexistent/llm-workbench-worker"])
+    row = a_row()
+    assert row.spec is not None
+    settings = Settings(n_ctx=2048, n_gpu_layers=10)
+    request = LoadRequest.planned("/models/x.gguf", settings, row.spec, DEVICES, row)
+    started: list[LoadRequest] = []
+    client.loadStarted.connect(started.append)
+    with qtbot.waitSignal(client.crashed):  # the worker cannot start: that comes later
+        assert client.load(request) == request.load.id
+    assert started == [request]
+    assert client.current_load is request and client.last_load is request.load
+
+    with qtbot.waitSignal(client.crashed):
+        client.retry_with(4)
+    fewer = started[-1]
+    assert client.current_load is fewer and fewer.n_gpu_layers == 4
+    assert fewer.plan == estimate(row.spec, replace(settings, n_gpu_layers=4), DEVICES)
+
+    bare = p.Load(path="/models/tiny.gguf", n_gpu_layers=0, n_ctx=1024)
+    with qtbot.waitSignal(client.crashed):
+        client.load(bare)
+    assert client.last_load is bare and started[-1].plan is None
