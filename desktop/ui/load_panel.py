@@ -18,66 +18,48 @@ from pathlib import Path
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QFont, QPalette
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QCheckBox,
     QComboBox,
     QFormLayout,
     QFrame,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QProgressBar,
     QPushButton,
     QScrollArea,
-    QSizePolicy,
     QSlider,
     QSpinBox,
-    QTableWidget,
-    QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
 from desktop.core.estimate import (
-    ComparisonRow,
     DevicePlan,
-    Plan,
     Settings,
-    capped_context,
-    compare_with_llama,
     max_gpu_layers,
     plan_memory,
     predict_speed,
 )
-from desktop.core.llama_log import BufferLine, LlamaLoadReport
 from desktop.core.rows import ModelRow
-from desktop.core.units import format_bytes
 from desktop.engine import protocol
 from desktop.services.engine_api import EngineLike
 from desktop.services.load_request import LoadRequest
 from desktop.services.signals import emit
 from desktop.ui import theme
 from desktop.ui.icons import glyph_icon
+from desktop.ui.load_parts import (
+    KV_CHOICES,
+    ComparisonTable,
+    comparison_rows,
+    context_choices,
+    fit_sentence,
+)
 from desktop.ui.memory_bars import MemoryBars
 from desktop.ui.models_table import ModelsTableModel, format_speed
-from desktop.ui.state import CONTEXT_CHOICES, WorkbenchState, context_label
+from desktop.ui.state import WorkbenchState
 from desktop.ui.widgets import HintLabel
 
 __all__ = ["LoadPanel", "LoadRequest"]
-
-_KV_CHOICES = (
-    ("f16", "f16 - full quality"),
-    ("q8_0", "q8_0 - half the memory"),
-    ("q4_0", "q4_0 - a quarter, some quality loss"),
-)
-_COMPONENT_NAMES = {
-    "weights": "Model weights",
-    "kv": "KV cache",
-    "recurrent": "Recurrent state",
-    "output": "Output (logits)",
-    "compute": "Compute buffers",
-    "total": "Total",
-}
 
 
 class LoadPanel(QWidget):
@@ -155,7 +137,7 @@ class LoadPanel(QWidget):
         self.context_combo.setAccessibleName("Context length")
         self.kv_combo = QComboBox(self)
         self.kv_combo.setAccessibleName("KV cache type")
-        for value, label in _KV_CHOICES:
+        for value, label in KV_CHOICES:
             self.kv_combo.addItem(label, value)
         self.kv_combo.setToolTip(
             "The KV cache holds the conversation. q8_0 and q4_0 shrink it and need flash attention."
@@ -201,19 +183,7 @@ class LoadPanel(QWidget):
         bold = QFont(self.comparison_title.font())
         bold.setBold(True)
         self.comparison_title.setFont(bold)
-        self.comparison = QTableWidget(0, 4, self)
-        self.comparison.setAccessibleName("Estimate compared with llama.cpp")
-        self.comparison.setHorizontalHeaderLabels(["", "Estimated", "llama.cpp", "Difference"])
-        self.comparison.verticalHeader().setVisible(False)
-        self.comparison.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.comparison.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
-        self.comparison.setShowGrid(False)
-        self.comparison.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        header = self.comparison.horizontalHeader()
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        for column in (1, 2, 3):
-            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
-        self.comparison.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.comparison = ComparisonTable(self)
         self.comparison_title.hide()
         self.comparison.hide()
 
@@ -332,23 +302,9 @@ class LoadPanel(QWidget):
         self.subtitle.setText(f"{row.quant} · {row.file_name}")
         blocked = self.context_combo.blockSignals(True)
         self.context_combo.clear()
-        trained = spec.n_ctx_train or max(CONTEXT_CHOICES)  # not known: offer every choice
-        for n_ctx in CONTEXT_CHOICES:
-            if n_ctx <= trained:
-                self.context_combo.addItem(f"{context_label(n_ctx)} tokens", n_ctx)
-        if trained not in CONTEXT_CHOICES:
-            self.context_combo.addItem(f"{context_label(trained)} tokens (trained)", trained)
-        wanted = capped_context(self._state.n_ctx, trained)
-        position = self.context_combo.findData(wanted)
-        if position < 0:
-            # A context from the settings that is not one of the choices: offer it as it is
-            # rather than jumping to the largest, which could need far more memory.
-            position = sum(
-                1
-                for i in range(self.context_combo.count())
-                if self.context_combo.itemData(i) < wanted
-            )
-            self.context_combo.insertItem(position, f"{context_label(wanted)} tokens", wanted)
+        choices, position = context_choices(spec.n_ctx_train, self._state.n_ctx)
+        for label, n_ctx in choices:
+            self.context_combo.addItem(label, n_ctx)
         self.context_combo.setCurrentIndex(position)
         self.context_combo.blockSignals(blocked)
         blocked = self.layers_slider.blockSignals(True)
@@ -427,7 +383,7 @@ class LoadPanel(QWidget):
         plan = request.plan if request is not None else None
         if plan is None:
             return
-        _fill_comparison(self.comparison, _comparison_rows(plan, by_device))
+        self.comparison.set_rows(comparison_rows(plan, by_device))
         self.comparison_title.show()
         self.comparison.show()
 
@@ -511,31 +467,7 @@ class LoadPanel(QWidget):
         self, plans: list[DevicePlan], layers: int, has_gpu: bool, offloadable: int
     ) -> None:
         red = theme.over_capacity_color(self.palette()).name()
-        over = [p for p in plans if not p.fits]
-        if over:
-            worst = over[0]
-            where = "system RAM" if worst.kind == "cpu" else worst.name
-            advice = (
-                "Lower the GPU layers or the context."
-                if worst.kind != "cpu"
-                else "Pick a smaller quantization or a shorter context."
-            )
-            self.fit_label.setText(
-                f"<span style='color:{red}'><b>Does not fit:</b></span> "
-                f"{format_bytes(worst.total_bytes - worst.capacity_bytes)} more than "
-                f"{where} has free. llama.cpp would fail to load it. {advice}"
-            )
-        elif not has_gpu:
-            self.fit_label.setText("No usable GPU: every layer runs on the CPU from system RAM.")
-        elif layers >= offloadable:
-            self.fit_label.setText("Every layer is on the GPU: the fastest this machine can do.")
-        elif layers == 0:
-            self.fit_label.setText("All layers on the CPU: slow, but it leaves the GPU free.")
-        else:
-            self.fit_label.setText(
-                f"{layers} of {offloadable} layers on the GPU; the rest are read from system "
-                "RAM for every token, which is slower."
-            )
+        self.fit_label.setText(fit_sentence(plans, layers, has_gpu, offloadable, red))
 
     def _local_path(self) -> Path | None:
         return self._table.local_path(self._row) if self._row is not None else None
@@ -615,43 +547,3 @@ class LoadPanel(QWidget):
         if self._waiting_for:
             self._waiting_for = ""
             self.set_load_failed(f"{message} {suggestion}")
-
-
-def _comparison_rows(plan: Plan, by_device: Mapping[str, Mapping[str, int]]) -> list[ComparisonRow]:
-    """Estimate vs. llama.cpp per component; ``by_device`` as LlamaLoadReport.by_device()."""
-    report = LlamaLoadReport(
-        tuple(
-            BufferLine(device, component, int(size))
-            for device, parts in by_device.items()
-            for component, size in parts.items()
-        ),
-        None,
-        None,
-        None,
-    )
-    return compare_with_llama(plan, report)
-
-
-def _fill_comparison(table: QTableWidget, rows: list[ComparisonRow]) -> None:
-    """One line per component: estimated, llama.cpp's, the difference; the total in bold."""
-    table.setRowCount(len(rows))
-    for i, row in enumerate(rows):
-        diff = row.estimated_bytes - row.reported_bytes
-        texts = [
-            _COMPONENT_NAMES.get(row.component, row.component),
-            format_bytes(row.estimated_bytes),
-            format_bytes(row.reported_bytes),
-            f"{'+' if diff >= 0 else '-'}{format_bytes(abs(diff))} ({row.error_pct:+.1f}%)",
-        ]
-        for column, text in enumerate(texts):
-            item = QTableWidgetItem(text)
-            if column:
-                item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-            if row.component == "total":
-                font = item.font()
-                font.setBold(True)
-                item.setFont(font)
-            table.setItem(i, column, item)
-    height = table.horizontalHeader().height() + 4
-    height += sum(table.rowHeight(i) for i in range(len(rows)))
-    table.setFixedHeight(height)
