@@ -305,7 +305,8 @@ def _wire_panels(
 
     engine.loadStarted.connect(on_load_started)
     engine.unloaded.connect(lambda *_: plots.set_prediction(None))
-    chat.reloadRequested.connect(window.load_panel.set_gpu_layers)  # the chat already reloaded
+    # The chat's "reload with fewer layers" is a load like any other: the load controls
+    # follow it (their slider included) through the engine client's loadStarted.
 
     def on_download(row: ModelRow) -> None:
         if row.repo is None:

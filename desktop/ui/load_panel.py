@@ -525,7 +525,8 @@ class LoadPanel(QWidget):
             self._waiting_for = ""
             return  # another model's load: the chat and the status bar speak for it
         self._waiting_for = request.load.id
-        if request is not self._requested:  # the chat's reload, say
+        if request is not self._requested:  # the chat's "reload with fewer layers", say
+            self.set_gpu_layers(request.n_gpu_layers)
             self._show_starting(request)
 
     def _on_engine_progress(self, fraction: float) -> None:
