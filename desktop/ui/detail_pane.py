@@ -88,6 +88,11 @@ class DetailPane(QWidget):
         self.speed_label.setFont(speed_font)
         self.speed_label.setAccessibleName("Predicted speed")
         self.speed_hint = HintLabel("", self)
+        # Wrapped within a column's width: one long line ("not yet measured here: estimated
+        # from bandwidth") would widen the pane past the window and hide the Load button.
+        self.speed_hint.setWordWrap(True)
+        self.speed_hint.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop)
+        self.speed_hint.setMaximumWidth(self.speed_hint.fontMetrics().horizontalAdvance("x") * 34)
 
         self.download_button = QPushButton("Download", self)
         self.download_button.setIcon(glyph_icon("download", QPalette.ColorRole.ButtonText))
