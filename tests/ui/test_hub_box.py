@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from conftest import make_profile
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QWidget
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))  # hub_server
 
@@ -202,17 +203,21 @@ def test_second_lookup_replaces_and_empty_box_clears(
 def test_the_box_hands_its_rows_over_and_owns_no_table(
     qtbot: Any, server: HubServer, tmp_path: Path
 ) -> None:
-    box = HubBox(endpoint=server.url, header_cache_dir=tmp_path / "header-cache")
-    qtbot.addWidget(box)
+    holder = QWidget()  # any parent will do: the box needs no models panel and no table
+    qtbot.addWidget(holder)
+    box = HubBox(holder, endpoint=server.url, header_cache_dir=tmp_path / "header-cache")
+    found: list[tuple[str, tuple[ModelRow, ...]]] = []
+    box.rowsFound.connect(lambda repo_id, rows: found.append((repo_id, rows)))
+
     box.repo_edit.setText(REPO)
-    with qtbot.waitSignal(box.rowsFound, timeout=SIGNAL_MS) as found:
+    with qtbot.waitSignal(box.lookupFinished, timeout=SIGNAL_MS):
         box.look_up()
-    repo_id, rows = found.args
+    [(repo_id, rows)] = found
     assert repo_id == REPO
     assert sorted(row.file for row in rows) == [LLAMA, QWEN]
     assert all(row.source == "remote" and row.spec is not None for row in rows)
 
     box.repo_edit.clear()
-    with qtbot.waitSignal(box.rowsFound, timeout=SIGNAL_MS) as cleared:
+    with qtbot.waitSignal(box.lookupFinished, timeout=SIGNAL_MS):
         box.look_up()
-    assert cleared.args == ["", ()]
+    assert found[1:] == [("", ())]
