@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -80,7 +79,7 @@ def _compare_with_real_load(path: Path, settings: Settings) -> DryRun:
 def test_gemma_dry_run_equals_a_real_load(gemma_path: Path, settings: Settings) -> None:
     dry = _compare_with_real_load(gemma_path, settings)
     assert dry.layer_devices == ("CPU",) * 19  # 18 blocks and the output layer
-    assert dry.seconds < 10
+    assert dry.seconds > 0  # how fast: tests/bench/bench_dryrun.py (target < 2 s)
 
 
 @pytest.mark.parametrize("name", sorted(ACCURACY_MODELS))
@@ -99,15 +98,15 @@ def test_a_real_size_shape_dry_runs_without_reading_its_data(tmp_path: Path) -> 
     _, dry = _plan_and_dry(path, Settings(n_ctx=8192))
     assert dry.ok, dry.reason
     assert _by(dry.buffers, "kv") == {"CPU": 32 * 8192 * 2 * 8 * 128 * 2}  # f16 K and V
-    assert dry.seconds < 5
+    # The bytes it reads and its time (targets: the header only, < 2 s) are
+    # tests/bench/bench_dryrun.py's figures.
 
 
 def test_results_are_cached_by_file_settings_and_build(gemma_path: Path, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     _, first = _plan_and_dry(gemma_path, Settings(n_ctx=1024), cache)
-    started = time.perf_counter()
+    # How fast the cache answers (< 0.5 s) is tests/bench/bench_quick_paths.py's figure.
     _, second = _plan_and_dry(gemma_path, Settings(n_ctx=1024), cache)
-    assert time.perf_counter() - started < 0.5
     assert not first.cached and second.cached
     assert second.to_dict() == first.to_dict()
     _, other = _plan_and_dry(gemma_path, Settings(n_ctx=2048), cache)

@@ -6,7 +6,6 @@ import itertools
 import os
 import struct
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -95,25 +94,23 @@ def test_same_seed_same_answer(runner: WorkerRunner, gemma_load: LoadFactory) ->
     assert first == second
 
 
-def test_stop_ends_generation_within_200_ms(runner: WorkerRunner, gemma_load: LoadFactory) -> None:
+def test_stop_ends_generation_early(runner: WorkerRunner, gemma_load: LoadFactory) -> None:
+    """Stop ends the answer and the worker stays usable. How soon (target < 200 ms) is a
+    benchmark figure: tests/bench/bench_quick_paths.py."""
     runner.load(gemma_load())
     chat = p.Chat(messages=STORY, max_tokens=800, seed=3, temperature=1.0)
     runner.send(chat)
     tokens = 0
-    stop_sent = 0.0
     done: p.Done | None = None
     for event in runner.events_for(chat.id, timeout=60):
         if isinstance(event, p.Token):
             tokens += 1
             if tokens == 5:
-                stop_sent = time.monotonic()
                 runner.stop()
         elif isinstance(event, p.Done):
             done = event
-    latency = time.monotonic() - stop_sent
     assert done is not None
     assert done.stop_reason == "user"
-    assert latency < 0.2, f"{latency * 1000:.0f} ms from Stop to Done"
     assert done.generated_tokens < 800
     # the worker is still usable
     _, again = answer(runner, p.Chat(messages=STORY, max_tokens=4, seed=1))

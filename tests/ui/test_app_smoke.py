@@ -32,7 +32,8 @@ def test_app_starts_fills_in_and_exits(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     events = dict(line.split() for line in result.stdout.splitlines() if line.strip())
     assert set(events) == {"shown", "catalog", "hardware", "library"}, result.stdout
-    assert float(events["shown"]) < 30
+    # How soon the window shows (target < 1.5 s) is tests/bench/bench_startup.py's figure.
+    assert float(events["shown"]) > 0
     assert "Traceback" not in result.stderr
     # A fresh install can chat at once: the starter model was written into the models folder.
     starter = list((tmp_path / "data").rglob("*.gguf"))

@@ -296,14 +296,8 @@ def test_header_larger_than_first_chunk_is_read_in_growing_chunks() -> None:
 
 
 def test_gemma_header(gemma_path: Path) -> None:
-    started = time.perf_counter()
+    # How fast it parses is tests/bench/bench_quick_paths.py's figure (target < 1 s).
     header = read_header_file(gemma_path)
-    elapsed = time.perf_counter() - started
-    print(
-        f"\nGemma 3 270M header: parsed in {elapsed * 1000:.0f} ms, "
-        f"{header.bytes_read} bytes read in {header.read_requests} requests"
-    )
-    assert elapsed < 1.0
     assert header.bytes_read < 10_000_000
     assert header.bytes_read < header.file_size / 20
     assert header.architecture == "gemma3"

@@ -1100,14 +1100,13 @@ def test_units() -> None:
 # --------------------------------------------------------------------------
 
 
-def test_real_bandwidth_measurement_is_quick_and_cached(tmp_path: Path) -> None:
-    started = time.perf_counter()
+def test_real_bandwidth_measurement_is_cached(tmp_path: Path) -> None:
+    # How long the first measurement takes (target < 1.5 s) is a benchmark figure:
+    # tests/bench/bench_quick_paths.py.
     first = detect(cache_dir=tmp_path, check_backends=False)
-    elapsed = time.perf_counter() - started
     assert first.memory.bandwidth_source == "measured"
     assert first.memory.bandwidth_bytes_per_s is not None
     assert first.memory.bandwidth_bytes_per_s > 1e9
-    assert elapsed < 1.5
 
     second = detect(cache_dir=tmp_path, check_backends=False)
     assert second.memory.bandwidth_source == "cached"

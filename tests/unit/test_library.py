@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -177,9 +176,8 @@ def test_starter_model_is_assembled_once(tmp_path: Path, monkeypatch: pytest.Mon
 
     monkeypatch.setattr(library, "_assemble", fail)
     monkeypatch.setattr(library, "_sha256", fail)
-    started = time.perf_counter()
+    # Its time (target < 0.5 s) is tests/bench/bench_quick_paths.py's figure.
     assert ensure_starter_model(models) == path
-    assert time.perf_counter() - started < 0.5
     assert path.stat().st_mtime_ns == stamp
     assert not list(models.glob("*.starter-tmp"))
 
