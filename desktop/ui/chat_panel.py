@@ -26,18 +26,15 @@ chatting"; past conversations can still be read.
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QPoint, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QPoint, Qt, QTimer, Signal
 from PySide6.QtGui import QFont, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
     QLabel,
-    QListWidget,
-    QListWidgetItem,
     QMenu,
     QMessageBox,
     QPlainTextEdit,
@@ -61,7 +58,7 @@ from desktop.core.sampling import Sampling
 from desktop.engine import protocol as p
 from desktop.services.engine_api import ChatEngine
 from desktop.services.signals import emit
-from desktop.ui.chat_parts import EmptyChat, ErrorBar
+from desktop.ui.chat_parts import ConversationList, EmptyChat, ErrorBar
 from desktop.ui.icons import glyph_icon
 from desktop.ui.transcript import Transcript
 from desktop.ui.widgets import HintLabel
@@ -185,13 +182,9 @@ class ChatPanel(QWidget):
         self.new_chat_button.setToolTip("Start a new chat (Ctrl+N)")
         self.new_chat_button.setAccessibleName("New chat")
         self.new_chat_button.clicked.connect(self.new_chat)
-        self.history_list = QListWidget(self)
-        self.history_list.setAccessibleName("Earlier chats")
-        self.history_list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.history_list = ConversationList(self)
         self.history_list.customContextMenuRequested.connect(self._history_menu)
         self.history_list.itemSelectionChanged.connect(self._on_history_selected)
-        self.history_list.setUniformItemSizes(True)
-        self.history_list.setSpacing(1)
         history_title = HintLabel("Earlier chats", self)
         side = QWidget(self)
         side_layout = QVBoxLayout(side)
@@ -345,10 +338,7 @@ class ChatPanel(QWidget):
         self.session.clear()
         self.transcript.clear_messages()
         self.error_bar.hide()
-        self.history_list.blockSignals(True)
-        self.history_list.clearSelection()
-        self.history_list.setCurrentRow(-1)
-        self.history_list.blockSignals(False)
+        self.history_list.select_conversation(None)
         self._show_page()
         self.input.setFocus()
         emit(self.conversationChanged, -1)
@@ -366,29 +356,18 @@ class ChatPanel(QWidget):
         self.system_prompt.setPlainText(system)
         if system and not self.system_toggle.isChecked():
             self.system_toggle.setChecked(True)
-        self._select_in_list(conversation_id)
+        self.history_list.select_conversation(conversation_id)
         self._show_page()
         emit(self.conversationChanged, conversation_id)
 
     def refresh_history(self) -> None:
         """List the saved conversations again (newest first)."""
-        self._history_row_height = self.history_list.fontMetrics().height() + 12
-        current = self.session.conversation_id
-        self.history_list.blockSignals(True)
-        self.history_list.clear()
-        for conversation in self._history.list_conversations():
-            when = datetime.fromtimestamp(conversation.created)
-            item = QListWidgetItem(conversation.title)
-            item.setData(Qt.ItemDataRole.UserRole, conversation.id)
-            item.setToolTip(f"{conversation.title}\n{when:%d %b %Y, %H:%M}")
-            item.setSizeHint(QSize(0, self._history_row_height))
-            self.history_list.addItem(item)
-        self.history_list.blockSignals(False)
-        if current is not None:
-            self._select_in_list(current)
+        self.history_list.show_conversations(
+            self._history.list_conversations(), self.session.conversation_id
+        )
 
     def history_titles(self) -> list[str]:
-        return [self.history_list.item(i).text() for i in range(self.history_list.count())]
+        return self.history_list.titles()
 
     # ------------------------------------------------------------------ engine
 
@@ -524,21 +503,9 @@ class ChatPanel(QWidget):
         )
 
     def _on_history_selected(self) -> None:
-        items = self.history_list.selectedItems()
-        if not items:
-            return
-        conversation = int(items[0].data(Qt.ItemDataRole.UserRole))
-        if conversation != self.session.conversation_id:
+        conversation = self.history_list.selected_conversation()
+        if conversation is not None and conversation != self.session.conversation_id:
             self.open_conversation(conversation)
-
-    def _select_in_list(self, conversation_id: int) -> None:
-        self.history_list.blockSignals(True)
-        for i in range(self.history_list.count()):
-            item = self.history_list.item(i)
-            if item.data(Qt.ItemDataRole.UserRole) == conversation_id:
-                self.history_list.setCurrentItem(item)
-                break
-        self.history_list.blockSignals(False)
 
     def _history_menu(self, position: QPoint) -> None:
         item = self.history_list.itemAt(position)
@@ -555,7 +522,7 @@ class ChatPanel(QWidget):
         )
         if answer != QMessageBox.StandardButton.Yes:
             return
-        if self.session.delete(int(item.data(Qt.ItemDataRole.UserRole))):
+        if self.session.delete(self.history_list.conversation_of(item)):
             self.new_chat()
         self.refresh_history()
 

@@ -1,14 +1,20 @@
-"""The chat tab's smaller parts: the problem bar with its fix button, and the empty state."""
+"""The chat tab's smaller parts: the list of earlier chats, the problem bar with its fix
+button, and the empty state."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent, Qt
+from collections.abc import Sequence
+from datetime import datetime
+
+from PySide6.QtCore import QEvent, QSize, Qt
 from PySide6.QtGui import QFont, QPalette
 from PySide6.QtWidgets import (
     QApplication,
     QFrame,
     QHBoxLayout,
     QLabel,
+    QListWidget,
+    QListWidgetItem,
     QPushButton,
     QSizePolicy,
     QToolButton,
@@ -16,11 +22,70 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop.core.history import Conversation
 from desktop.ui import theme
 from desktop.ui.icons import GlyphLabel
 from desktop.ui.widgets import HintLabel
 
-__all__ = ["EmptyChat", "ErrorBar"]
+__all__ = ["ConversationList", "EmptyChat", "ErrorBar"]
+
+
+class ConversationList(QListWidget):
+    """The saved conversations, newest first; each item holds its conversation's id.
+
+    Selecting one by code (:meth:`select_conversation`) sends no selection signal: only
+    the person's clicks do.
+    """
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setAccessibleName("Earlier chats")
+        self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.setUniformItemSizes(True)
+        self.setSpacing(1)
+
+    def show_conversations(
+        self, conversations: Sequence[Conversation], current: int | None
+    ) -> None:
+        """List ``conversations`` and select ``current`` (None: none selected)."""
+        row_height = self.fontMetrics().height() + 12
+        blocked = self.blockSignals(True)
+        self.clear()
+        for conversation in conversations:
+            when = datetime.fromtimestamp(conversation.created)
+            item = QListWidgetItem(conversation.title)
+            item.setData(Qt.ItemDataRole.UserRole, conversation.id)
+            item.setToolTip(f"{conversation.title}\n{when:%d %b %Y, %H:%M}")
+            item.setSizeHint(QSize(0, row_height))
+            self.addItem(item)
+        self.blockSignals(blocked)
+        if current is not None:
+            self.select_conversation(current)
+
+    def select_conversation(self, conversation_id: int | None) -> None:
+        """Select the conversation's item, or clear the selection for a new chat."""
+        blocked = self.blockSignals(True)
+        if conversation_id is None:
+            self.clearSelection()
+            self.setCurrentRow(-1)
+        else:
+            for i in range(self.count()):
+                item = self.item(i)
+                if item.data(Qt.ItemDataRole.UserRole) == conversation_id:
+                    self.setCurrentItem(item)
+                    break
+        self.blockSignals(blocked)
+
+    def selected_conversation(self) -> int | None:
+        items = self.selectedItems()
+        return self.conversation_of(items[0]) if items else None
+
+    @staticmethod
+    def conversation_of(item: QListWidgetItem) -> int:
+        return int(item.data(Qt.ItemDataRole.UserRole))
+
+    def titles(self) -> list[str]:
+        return [self.item(i).text() for i in range(self.count())]
 
 
 class ErrorBar(QFrame):
