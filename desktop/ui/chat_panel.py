@@ -113,9 +113,9 @@ class ChatPanel(QWidget):
 
     Signals:
 
-    * ``reloadRequested(int n_gpu_layers)`` - the fix button was pressed; the panel has
-      already asked the engine client to load the model again (``retry_with``), the window
-      may show it (the load panel's layer count, the Models tab's progress);
+    * ``reloadRequested(int n_gpu_layers)`` - the fix button was pressed, just before the
+      panel asks the engine client to load the model again (``retry_with``: a load like any
+      other, which the load controls follow through the client's ``loadStarted``);
     * ``conversationChanged(int)`` - the conversation shown (its id; -1 for a new chat);
     * ``answerFinished(object)`` - a protocol ``Done`` for an answer of this panel.
     """
