@@ -274,8 +274,7 @@ class DetailPane(QWidget):
             else:
                 self.speed_label.setText(format_speed(speed) or "speed unknown")
                 self.speed_hint.setText(
-                    f"predicted, at {context_label(plan.n_ctx)} context\n"
-                    f"{self._state.prediction_source}"
+                    f"predicted, at {context_label(plan.n_ctx)} context"
                     if speed is not None
                     else "memory bandwidth unknown"
                 )
@@ -317,6 +316,8 @@ class DetailPane(QWidget):
                 f"This model was trained for {context_label(row.spec.n_ctx_train)} tokens, so "
                 "the context is capped there."
             )
+        if plan.predicted_tokens_per_s is not None:
+            notes.append(f"Speed: {self._state.prediction_source}.")
         self.note_label.setText("\n".join(notes))
         self.note_label.setVisible(bool(notes))
         self._show_check(row, plan)

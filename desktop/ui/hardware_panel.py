@@ -322,23 +322,20 @@ class HardwarePanel(QWidget):
         self._cards.addWidget(self.ram_card)
         self._gpu_slot = self._cards.count()
         self._cards.addWidget(self.backend_card)
-        self._cards.addStretch(1)
         # Where speed predictions come from, and the button that measures this computer.
-        self.speed_source = QLabel(self)
-        self.speed_source.setWordWrap(True)
-        self.speed_source.setAccessibleName("Where speed predictions come from")
-        self.calibrate_button = QPushButton("Measure speed", self)
+        self.speed_card = Card("monitor", "Where speed predictions come from", self)
+        self.calibrate_button = QPushButton("Measure", self.speed_card)
         self.calibrate_button.setAccessibleName("Measure this computer's speed")
         self.calibrate_button.setToolTip(
             "Runs the starter model and a sized test model for about a minute, so predicted "
             "speeds fit this computer"
         )
         self.calibrate_button.clicked.connect(self._on_calibrate)
-        speed_box = QVBoxLayout()
-        speed_box.setSpacing(4)
-        speed_box.addWidget(self.speed_source)
-        speed_box.addWidget(self.calibrate_button, 0, Qt.AlignmentFlag.AlignRight)
-        self._cards.addLayout(speed_box)
+        card_layout = self.speed_card.layout()
+        assert card_layout is not None
+        card_layout.addWidget(self.calibrate_button)
+        self._cards.addWidget(self.speed_card)
+        self._cards.addStretch(1)
 
         self.warning_banner = Banner("warning", self)
         self.warning_banner.hide()
@@ -387,12 +384,22 @@ class HardwarePanel(QWidget):
         self._show_speed_source("Measuring this computer… (about a minute)")
         emit(self.calibrateRequested)
 
+    def speed_text(self) -> str:
+        """The speed card's title and detail, for tests and screen readers."""
+        return f"{self.speed_card.title.text()} · {self.speed_card.detail.text()}"
+
     def _show_speed_source(self, text: str = "") -> None:
-        source = self._state.prediction_source
         what_if = self._state.is_what_if
-        self.speed_source.setText(text or f"Speed predictions: {source}.")
-        measured = self._state.figures.calibrated
-        self.calibrate_button.setText("Measure again" if measured else "Measure speed")
+        figures = self._state.figures
+        measured = figures.calibrated and not what_if
+        if measured:
+            runs = f"{figures.runs} run{'s' if figures.runs != 1 else ''}"
+            title, detail = "Speeds calibrated", f"from {runs} on this computer"
+        else:
+            title = "Speeds estimated"
+            detail = "from bandwidth" if what_if else "not measured here yet"
+        self.speed_card.set_text(title, text or detail, self._state.prediction_source)
+        self.calibrate_button.setText("Measure again" if measured else "Measure")
         self.calibrate_button.setVisible(not what_if and self._state.real_profile is not None)
         self.calibrate_button.setEnabled(not self._calibrating)
 

@@ -43,7 +43,7 @@ def test_a_good_file_is_checked_by_llama_cpp(qtbot: Any, gemma_path: Path) -> No
     assert text.startswith("✓ Checked by llama.cpp 0.3.")
     assert "every layer on the CPU" in text and "compute buffer" in text and "KV cache" in text
     assert pane.load_button.isEnabled()
-    assert "not yet measured here" in pane.speed_hint.text()
+    assert "Speed: not yet measured here: estimated from bandwidth." in pane.note_label.text()
 
 
 def test_a_file_llama_cpp_refuses_says_why_before_load(qtbot: Any, tmp_path: Path) -> None:
