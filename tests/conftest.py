@@ -11,6 +11,7 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from real_models import gemma_file
@@ -30,6 +31,33 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for item in items:
             if "engine" in item.keywords:
                 item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def llama_build() -> Any:
+    """What the installed llama.cpp build can do (``probe_backends()``: a child process asks
+    llama.cpp, ``llama_supports_gpu_offload()`` among it), asked once per session."""
+    from desktop.core.hardware import probe_backends
+
+    return probe_backends()
+
+
+@pytest.fixture
+def cpu_only_build(llama_build: Any) -> None:
+    """For a test that holds only on a CPU-only llama.cpp build (layers, KV cache and compute
+    buffers all on the CPU): it skips, saying why, on a build that can offload to a GPU.
+
+    A build with only the RPC backend is CPU-only here: llama.cpp says it supports offload
+    (to remote devices), but with no server named every layer stays on this CPU.
+    """
+    from desktop.core.hardware.backends import NON_OFFLOAD_BACKENDS
+
+    gpu_backends = [b for b in llama_build.backends if b not in NON_OFFLOAD_BACKENDS]
+    if llama_build.gpu_offload_supported and gpu_backends:
+        pytest.skip(
+            "holds only on a CPU-only llama.cpp build; this one offloads to "
+            + ", ".join(gpu_backends)
+        )
 
 
 @pytest.fixture(scope="session")
@@ -61,4 +89,3 @@ def _no_leaked_threads() -> Iterator[None]:
     still = [t.name for t in leaked if t.is_alive()]
     if still:
         pytest.fail(f"a test left threads running: {', '.join(still)}")
-

@@ -156,6 +156,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.usefixtures("cpu_only_build")  # compared with a load at 0 GPU layers
 def test_estimate_checks_a_local_file_with_llama_cpp(gemma_path: Path) -> None:
     done = _cli("estimate", str(gemma_path), "--ctx", "4096", "--json")
     assert done.returncode == 0, done.stderr

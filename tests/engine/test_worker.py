@@ -70,10 +70,8 @@ def test_load_chat_and_stats(runner: WorkerRunner, gemma_load: LoadFactory) -> N
     assert (loaded.chat_template, loaded.chat_format) == ("fallback", "gemma")
 
     report = loaded.report()
-    by_device = report.by_device()
-    assert report.total("weights", "CPU") > 200 * 2**20  # 253 MB file, mostly weights
-    assert by_device["CPU"]["kv"] > 0
-    assert by_device["CPU"]["compute"] > 0
+    assert report.total("weights") > 200 * 2**20  # 253 MB file, mostly weights
+    assert report.total("kv") > 0 and report.total("compute") > 0
     assert report.n_ctx == 1024
 
     text, done = answer(runner, p.Chat(messages=STORY, max_tokens=24, seed=1, temperature=0))
@@ -84,6 +82,20 @@ def test_load_chat_and_stats(runner: WorkerRunner, gemma_load: LoadFactory) -> N
     assert done.ttft_s > 0
     assert done.prompt_tokens_per_s > 0
     assert done.gen_tokens_per_s > 0
+
+
+@pytest.mark.usefixtures("cpu_only_build")  # a GPU build keeps a GPU compute buffer at 0 layers
+def test_a_cpu_build_keeps_every_buffer_on_the_cpu(
+    runner: WorkerRunner, gemma_load: LoadFactory
+) -> None:
+    loaded = runner.load(gemma_load())
+    assert loaded.n_gpu_layers == 0
+    report = loaded.report()
+    by_device = report.by_device()
+    assert {device.split("_")[0] for device in by_device} == {"CPU"}, by_device  # CPU_REPACK
+    assert report.total("weights", "CPU") > 200 * 2**20
+    assert by_device["CPU"]["kv"] > 0
+    assert by_device["CPU"]["compute"] > 0
 
 
 def test_same_seed_same_answer(runner: WorkerRunner, gemma_load: LoadFactory) -> None:
@@ -304,6 +316,7 @@ def test_native_output_cannot_reach_the_protocol_stream(runner: WorkerRunner) ->
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_AS is enforced on Linux")
+@pytest.mark.usefixtures("cpu_only_build")  # the compute buffer that does not fit is the CPU's
 def test_out_of_memory_at_load_is_reported_with_numbers(gemma_load: LoadFactory) -> None:
     # 1000 MiB of address space: enough to start the worker and map the weights, not
     # enough for the 514 MiB compute buffer on top.
