@@ -3,6 +3,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
+import gguf
+import numpy as np
+
 from desktop.core.synth import (
     CALIBRATION_SHAPE,
     SynthModel,
@@ -23,6 +29,7 @@ __all__ = [
     "_tensor_shapes",
     "write_header_only",
     "write_model",
+    "write_with_stray_tensor",
 ]
 
 
@@ -135,3 +142,23 @@ LLAMA_3B_Q4 = SynthModel(
     weight_type="Q4_K",
     embd_type="Q6_K",
 )
+
+
+def write_with_stray_tensor(path: Path) -> Path:
+    """A small llama whose header lists one tensor more than its architecture uses: our
+    header reader accepts it, llama.cpp refuses it ("wrong number of tensors")."""
+    model = replace(ACCURACY_MODELS["llama-gqa"], weight_type="Q8_0", output_type="Q8_0")
+    q8 = gguf.GGMLQuantizationType.Q8_0
+    writer = gguf.GGUFWriter(str(path), model.arch)
+    _add_metadata(writer, model)
+    for name, shape, type_name in [*_tensor_shapes(model), ("stray.weight", (64,), "F32")]:
+        data = np.zeros(shape, dtype=np.float32)
+        if type_name == "F32":
+            writer.add_tensor(name, data)
+        else:
+            writer.add_tensor(name, gguf.quants.quantize(data, q8), raw_dtype=q8)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path

@@ -8,12 +8,17 @@ flag that ``desktop.cli.main`` hands to that module (as the worker is ``<exe> --
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-__all__ = ["engine_command", "engine_environment"]
+__all__ = ["EngineAnswer", "engine_command", "engine_environment", "run_engine"]
 
 #: The folder that holds the ``desktop`` package (a source checkout's root).
 _PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])
@@ -39,3 +44,47 @@ def engine_environment(env: Mapping[str, str] | None = None) -> dict[str, str]:
         if _PACKAGE_PARENT not in parts:
             environment["PYTHONPATH"] = os.pathsep.join([*parts, _PACKAGE_PARENT])
     return environment
+
+
+@dataclass(frozen=True)
+class EngineAnswer:
+    """How an engine child ended, and the JSON it printed after its marker (None: none)."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    answer: dict[str, Any] | None
+
+
+def run_engine(
+    module: str,
+    frozen_flag: str,
+    args: Sequence[str],
+    *,
+    marker: str,
+    timeout: float,
+    python: str = sys.executable,
+    env: Mapping[str, str] | None = None,
+) -> EngineAnswer:
+    """Run engine ``module`` to its end and read its answer line (``marker`` + JSON).
+
+    Raises what ``subprocess.run`` raises (TimeoutExpired, OSError, ...): each caller words
+    those for its own question.
+    """
+    done = subprocess.run(
+        [*engine_command(module, frozen_flag, python), *args],
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        errors="replace",
+        timeout=timeout,
+        env=engine_environment(env),
+        check=False,
+    )
+    answer: dict[str, Any] | None = None
+    for line in done.stdout.splitlines():
+        if line.startswith(marker):
+            with contextlib.suppress(json.JSONDecodeError):
+                parsed = json.loads(line[len(marker) :])
+                answer = parsed if isinstance(parsed, dict) else None
+    return EngineAnswer(done.returncode, done.stdout, done.stderr, answer)

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from desktop.core import crash
-from desktop.core.children import engine_command, engine_environment
+from desktop.core.children import run_engine
 from desktop.core.llama_log import BufferLine, LlamaLoadReport, parse_load_log
 from desktop.core.units import MIB
 
@@ -224,15 +224,14 @@ def _run_child(
 ) -> DryRun:
     body = dict(request, path=str(path))
     try:
-        done = subprocess.run(
-            [*engine_command(_MODULE, _FROZEN_FLAG, python), json.dumps(body)],
-            capture_output=True,
-            text=True,
-            encoding="utf-8",
-            errors="replace",
+        done = run_engine(
+            _MODULE,
+            _FROZEN_FLAG,
+            [json.dumps(body)],
+            marker=MARKER,
             timeout=timeout,
-            env=engine_environment(env),
-            check=False,
+            python=python,
+            env=env,
         )
     except subprocess.TimeoutExpired:
         return DryRun(
@@ -245,11 +244,7 @@ def _run_child(
             seconds=0.0,
             reason=f"Could not start llama.cpp's dry run ({exc}).",
         )
-    answer: dict[str, Any] | None = None
-    for line in done.stdout.splitlines():
-        if line.startswith(MARKER):
-            with contextlib.suppress(json.JSONDecodeError):
-                answer = json.loads(line[len(MARKER) :])
+    answer = done.answer
     if answer is None:  # the child died: an abort, an illegal instruction, the OOM killer
         cause = crash.returncode_cause(done.returncode)
         reason = refusal_reason(done.stderr)

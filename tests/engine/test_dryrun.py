@@ -14,11 +14,9 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-import gguf
-import numpy as np
 import pytest
 from llama_buffers import llama_reported_buffers
-from synth import ACCURACY_MODELS, SynthModel, _add_metadata, _tensor_shapes, write_model
+from synth import ACCURACY_MODELS, write_model, write_with_stray_tensor
 
 from desktop.core.dryrun import DryRun, dry_run, dry_run_request, with_header_weights
 from desktop.core.estimate import Device, Settings, compare_with_llama, estimate
@@ -113,31 +111,8 @@ def test_results_are_cached_by_file_settings_and_build(gemma_path: Path, tmp_pat
     assert not other.cached  # other settings: llama.cpp is asked again
 
 
-def _write_with_extra_tensor(path: Path, model: SynthModel) -> Path:
-    """A model whose header lists one tensor more than its architecture uses: our reader
-    accepts it, llama.cpp refuses it ("wrong number of tensors")."""
-    writer = gguf.GGUFWriter(str(path), model.arch)
-    _add_metadata(writer, model)
-    for name, shape, type_name in [*_tensor_shapes(model), ("stray.weight", (64,), "F32")]:
-        data = np.zeros(shape, dtype=np.float32)
-        if type_name == "F32":
-            writer.add_tensor(name, data)
-        else:
-            writer.add_tensor(
-                name,
-                gguf.quants.quantize(data, gguf.GGMLQuantizationType.Q8_0),
-                raw_dtype=gguf.GGMLQuantizationType.Q8_0,
-            )
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return path
-
-
 def test_a_file_llama_cpp_refuses_is_a_sentence_with_its_reason(tmp_path: Path) -> None:
-    model = replace(ACCURACY_MODELS["llama-gqa"], weight_type="Q8_0", output_type="Q8_0")
-    path = _write_with_extra_tensor(tmp_path / "stray.gguf", model)
+    path = write_with_stray_tensor(tmp_path / "stray.gguf")
     _, dry = _plan_and_dry(path, Settings(n_ctx=512))
     assert not dry.ok
     assert dry.reason is not None
@@ -174,8 +149,7 @@ def test_estimate_checks_a_local_file_with_llama_cpp(gemma_path: Path) -> None:
 
 
 def test_estimate_exits_1_with_llama_cpps_reason(tmp_path: Path) -> None:
-    model = replace(ACCURACY_MODELS["llama-gqa"], weight_type="Q8_0", output_type="Q8_0")
-    path = _write_with_extra_tensor(tmp_path / "stray.gguf", model)
+    path = write_with_stray_tensor(tmp_path / "stray.gguf")
     done = _cli("estimate", str(path))
     assert done.returncode == 1
     assert "llama.cpp can't load this file: " in done.stdout + done.stderr

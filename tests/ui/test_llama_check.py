@@ -4,15 +4,12 @@ cannot be loaded. Real llama.cpp dry runs (child processes), a real widget tree.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import gguf
-import numpy as np
 import pytest
 from conftest import make_profile
-from synth import ACCURACY_MODELS, _add_metadata, _tensor_shapes
+from synth import write_with_stray_tensor
 
 from desktop.core.gguf import read_header_file
 from desktop.core.modelspec import spec_from_header
@@ -47,21 +44,7 @@ def test_a_good_file_is_checked_by_llama_cpp(qtbot: Any, gemma_path: Path) -> No
 
 
 def test_a_file_llama_cpp_refuses_says_why_before_load(qtbot: Any, tmp_path: Path) -> None:
-    model = replace(ACCURACY_MODELS["llama-gqa"], weight_type="Q8_0", output_type="Q8_0")
-    path = tmp_path / "stray.gguf"
-    writer = gguf.GGUFWriter(str(path), model.arch)
-    _add_metadata(writer, model)
-    for name, shape, type_name in [*_tensor_shapes(model), ("stray.weight", (64,), "F32")]:
-        data = np.zeros(shape, dtype=np.float32)
-        if type_name == "F32":
-            writer.add_tensor(name, data)
-        else:
-            q8 = gguf.GGMLQuantizationType.Q8_0
-            writer.add_tensor(name, gguf.quants.quantize(data, q8), raw_dtype=q8)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    path = write_with_stray_tensor(tmp_path / "stray.gguf")
     row = ModelRow.local(path, spec_from_header(read_header_file(path)))  # the header reads
     pane = _pane(qtbot, row)
     qtbot.waitUntil(lambda: "can't load" in pane.check_label.text(), timeout=60_000)

@@ -11,8 +11,6 @@ garbled answer into ``BackendInfo(error=...)`` in words.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import re
 import subprocess
 import sys
@@ -20,7 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from desktop.core import crash
-from desktop.core.children import engine_command, engine_environment
+from desktop.core.children import engine_command, run_engine
 from desktop.core.hardware.profile import BackendInfo
 
 #: The probe's answer is the stdout line that starts with this (desktop.engine.probe prints it).
@@ -99,15 +97,14 @@ def probe_backends(
     become ``BackendInfo(error=...)``. Never raises.
     """
     try:
-        done = subprocess.run(
-            probe_command(python),
-            capture_output=True,
-            text=True,
-            encoding="utf-8",
-            errors="replace",
+        done = run_engine(
+            _PROBE_MODULE,
+            _FROZEN_PROBE_FLAG,
+            [],
+            marker=BACKEND_MARKER,
             timeout=timeout,
-            env=engine_environment(env),
-            check=False,
+            python=python,
+            env=env,
         )
     except subprocess.TimeoutExpired:
         return BackendInfo(
@@ -115,11 +112,7 @@ def probe_backends(
         )
     except (OSError, subprocess.SubprocessError, ValueError) as exc:
         return BackendInfo(error=f"could not start Python to check llama.cpp ({exc})", checked=True)
-    answer: Any = None
-    for line in done.stdout.splitlines():
-        if line.startswith(BACKEND_MARKER):
-            with contextlib.suppress(json.JSONDecodeError):
-                answer = json.loads(line[len(BACKEND_MARKER) :])
+    answer: Any = done.answer
     if done.returncode != 0 and answer is None:
         return BackendInfo(error=_describe_crash(done.returncode), checked=True)
     if not isinstance(answer, dict):
