@@ -202,6 +202,10 @@ class WindowProbe(QObject):
         self._timer.timeout.connect(self.write)
         self._timer.start()
 
+    def stop(self) -> None:
+        """Stop rewriting the file (the last one written stays)."""
+        self._timer.stop()
+
     def write(self) -> None:
         try:
             data = snapshot(self._app)
