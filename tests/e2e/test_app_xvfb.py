@@ -205,6 +205,8 @@ def _expected_rows(models_dir: Path, hf_cache: Path) -> list[tuple[str, str]]:
 
 
 def test_a_hobbyists_path_in_a_real_window(x_display: str, tmp_path: Path) -> None:
+    for stale in ARTIFACTS.glob("*.png"):  # this run's screenshots only (and no old failure)
+        stale.unlink()
     models_dir = tmp_path / "models"
     models_dir.mkdir()
     # The test model under the starter model's own name, so the app's first start finds its
