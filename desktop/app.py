@@ -442,6 +442,9 @@ def main() -> int:
     smoke = os.environ.get("LLMW_SMOKE") == "1"
     log_path = _setup_logging()
     app = _make_app()
+    from desktop.ui.test_probe import install_from_env  # LLMW_PROBE: e2e tests read the window
+
+    install_from_env()
     reporter = install_excepthook(log_path)
 
     from PySide6.QtCore import QThreadPool

@@ -236,7 +236,7 @@ def test_a_hobbyists_path_in_a_real_window(x_display: str, tmp_path: Path) -> No
     steps: dict[str, float] = {}
     with log.open("w") as out:
         app = subprocess.Popen(
-            [sys.executable, "-m", "desktop.ui.test_probe"],
+            [sys.executable, "-m", "desktop"],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
