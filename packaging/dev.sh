@@ -41,13 +41,16 @@ fi
 "$venv/bin/python" -m pip install --quiet -e ".[test,dev]"
 
 # Real windows and the installer test: Debian's Xvfb, the libraries Qt's xcb plugin needs, and
-# the .deb tools. Installed when we can (root with apt); without them those tests skip and say why.
+# the .deb tools. Installed when we can (root with apt) and any of them is missing - checked per
+# package, not per command: a machine can have xvfb-run but not the libraries the bundle links.
+# Without them those tests skip locally and say why; in CI (CI=true) they fail.
+system_packages=(xvfb imagemagick xdotool dpkg-dev binutils
+  libxcb-cursor0 libxkbcommon-x11-0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0
+  libxcb-render-util0 libxcb-image0 libegl1 libgl1 libfontconfig1 libdbus-1-3
+  libwayland-cursor0 libwayland-egl1)
 if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ] &&
-   ! { command -v xvfb-run && command -v xdotool && command -v dpkg-shlibdeps; } >/dev/null 2>&1; then
-  (apt-get update -qq && apt-get install -y -qq xvfb imagemagick xdotool dpkg-dev binutils \
-    libxcb-cursor0 libxkbcommon-x11-0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 \
-    libxcb-render-util0 libxcb-image0 libegl1 libgl1 libfontconfig1 libdbus-1-3 \
-    libwayland-cursor0 libwayland-egl1 >/dev/null) ||
+   ! dpkg -s "${system_packages[@]}" >/dev/null 2>&1; then
+  (apt-get update -qq && apt-get install -y -qq "${system_packages[@]}" >/dev/null) ||
     echo "warning: could not install Xvfb and the .deb tools; window and installer tests will skip" >&2
 fi
 
