@@ -22,8 +22,15 @@ from PySide6.QtWidgets import QWidget
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))  # hub_server
 
-from hub_server import HubServer, running_hub
-from synth import ACCURACY_MODELS, write_model
+from hub_server import (
+    TWO_GGUF_LLAMA,
+    TWO_GGUF_QWEN,
+    TWO_GGUF_REPO,
+    HubServer,
+    serving_two_gguf,
+    write_two_gguf_models,
+)
+from synth import ACCURACY_MODELS
 
 from desktop.core.hub_lookup import REPO_FORMAT_MESSAGE
 from desktop.core.rows import ModelRow
@@ -31,29 +38,20 @@ from desktop.ui.hub_box import HubBox
 from desktop.ui.models_table import ModelsPanel, ModelsTableModel
 from desktop.ui.state import WorkbenchState
 
-REPO = "test/two-GGUF"
-QWEN = "qwen3-Q8_0.gguf"
-LLAMA = "llama-gqa-Q4_0.gguf"
+REPO = TWO_GGUF_REPO
+QWEN = TWO_GGUF_QWEN
+LLAMA = TWO_GGUF_LLAMA
 SIGNAL_MS = 30_000
 
 
 @pytest.fixture(scope="module")
 def model_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    folder = tmp_path_factory.mktemp("hub-box-models")
-    return {
-        QWEN: write_model(folder / QWEN, ACCURACY_MODELS["qwen3"]),
-        LLAMA: write_model(folder / LLAMA, ACCURACY_MODELS["llama-gqa"]),
-    }
+    return write_two_gguf_models(tmp_path_factory.mktemp("hub-box-models"))
 
 
 @pytest.fixture
 def server(model_files: dict[str, Path]) -> Iterator[HubServer]:
-    with running_hub() as running:
-        for name, path in model_files.items():
-            running.add_file(REPO, name, path)
-        # Not models on their own: listed beside the box, never read.
-        running.add_file(REPO, "mmproj-qwen3-F16.gguf", model_files[QWEN])
-        running.add_file(REPO, "big-Q2_K-00001-of-00002.gguf", model_files[LLAMA])
+    with serving_two_gguf(model_files) as running:
         yield running
 
 

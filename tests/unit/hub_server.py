@@ -453,3 +453,32 @@ def free_port_url() -> str:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     return f"http://127.0.0.1:{port}"
+
+
+#: A repo with two real GGUF models, a projector and the first part of a split file: what the
+#: hub lookup tests (core and the Qt box) both read.
+TWO_GGUF_REPO = "test/two-GGUF"
+TWO_GGUF_QWEN = "qwen3-Q8_0.gguf"
+TWO_GGUF_LLAMA = "llama-gqa-Q4_0.gguf"
+
+
+def write_two_gguf_models(folder: Path) -> dict[str, Path]:
+    """The repo's two model files, written into ``folder``."""
+    from synth import ACCURACY_MODELS, write_model
+
+    return {
+        TWO_GGUF_QWEN: write_model(folder / TWO_GGUF_QWEN, ACCURACY_MODELS["qwen3"]),
+        TWO_GGUF_LLAMA: write_model(folder / TWO_GGUF_LLAMA, ACCURACY_MODELS["llama-gqa"]),
+    }
+
+
+@contextmanager
+def serving_two_gguf(model_files: dict[str, Path]) -> Iterator[HubServer]:
+    """A running test Hub holding the repo; the projector and split part are not models on
+    their own (left out of the rows, named in the summary)."""
+    with running_hub() as running:
+        for name, path in model_files.items():
+            running.add_file(TWO_GGUF_REPO, name, path)
+        running.add_file(TWO_GGUF_REPO, "mmproj-qwen3-F16.gguf", model_files[TWO_GGUF_QWEN])
+        running.add_file(TWO_GGUF_REPO, "big-Q2_K-00001-of-00002.gguf", model_files[TWO_GGUF_LLAMA])
+        yield running

@@ -12,34 +12,31 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hub_server import HubServer, running_hub
-from synth import ACCURACY_MODELS, write_model
+from hub_server import (
+    TWO_GGUF_LLAMA,
+    TWO_GGUF_QWEN,
+    TWO_GGUF_REPO,
+    HubServer,
+    serving_two_gguf,
+    write_two_gguf_models,
+)
 
 from desktop.core.hub import list_gguf_files
 from desktop.core.hub_lookup import header_reads, parse_repo_id, read_remote_rows, summary
 
-REPO = "test/two-GGUF"
-QWEN = "qwen3-Q8_0.gguf"
-LLAMA = "llama-gqa-Q4_0.gguf"
+REPO = TWO_GGUF_REPO
+QWEN = TWO_GGUF_QWEN
+LLAMA = TWO_GGUF_LLAMA
 
 
 @pytest.fixture(scope="module")
 def model_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    folder = tmp_path_factory.mktemp("hub-lookup-models")
-    return {
-        QWEN: write_model(folder / QWEN, ACCURACY_MODELS["qwen3"]),
-        LLAMA: write_model(folder / LLAMA, ACCURACY_MODELS["llama-gqa"]),
-    }
+    return write_two_gguf_models(tmp_path_factory.mktemp("hub-lookup-models"))
 
 
 @pytest.fixture
 def server(model_files: dict[str, Path]) -> Iterator[HubServer]:
-    with running_hub() as running:
-        for name, path in model_files.items():
-            running.add_file(REPO, name, path)
-        # Not models on their own: left out of the rows, named in the summary.
-        running.add_file(REPO, "mmproj-qwen3-F16.gguf", model_files[QWEN])
-        running.add_file(REPO, "big-Q2_K-00001-of-00002.gguf", model_files[LLAMA])
+    with serving_two_gguf(model_files) as running:
         yield running
 
 
