@@ -58,6 +58,7 @@ class SpeedFigures:
     gpu_decode_efficiency: Mapping[str, float] = field(default_factory=dict)  # per backend
     gpu_compute_efficiency: Mapping[str, float] = field(default_factory=dict)
     backend_overhead_bytes: Mapping[str, int] = field(default_factory=dict)  # per backend
+    prompt_per_token_seconds: float = 0.0  # fixed cost of one prompt token (graph, per layer)
     runs: int = 0  # measured runs these figures were fitted from (0: the defaults)
     measured_overhead_kinds: tuple[str, ...] = ()  # backends whose overhead was measured here
 
@@ -96,6 +97,7 @@ class SpeedFigures:
             "cpu_thread_bytes_per_s": int(self.cpu_thread_bytes_per_s),
             "cpu_thread_scaling": round(self.cpu_thread_scaling, 4),
             "cpu_compute_efficiency": round(self.cpu_compute_efficiency, 4),
+            "prompt_per_token_seconds": round(self.prompt_per_token_seconds, 6),
             "gpu_decode_efficiency": {
                 k: round(v, 4) for k, v in self.gpu_decode_efficiency.items()
             },
@@ -116,8 +118,9 @@ class SpeedFigures:
 #: predicted within 4% (`tests/bench/bench_speed.py` prints the table). That CPU is compute
 #: bound (12 GB/s of weights at 2 threads), so the memory term there was not reached; its
 #: efficiency, 0.83, is from an earlier development VM (Sapphire Rapids, AVX-512) that
-#: decoded a 7B Q4_K_M at 26 GB/s of a measured 31.5 GB/s. Prompt efficiency: the 3B and 8B
-#: shapes reached 0.26-0.30 of the assumed peak (32 FLOPs per cycle at 3 GHz per core).
+#: decoded a 7B Q4_K_M at 26 GB/s of a measured 31.5 GB/s. Prompt: 3.5 ms per token plus
+#: FLOPs at 0.28 of the assumed peak (32 FLOPs per cycle at 3 GHz per core) predicts the
+#: three models' prompt speeds at 2 threads (149, 9.5 and 4.0 tok/s) within 7%.
 #: GPU efficiencies and overheads are not measured anywhere yet: they are the common
 #: observation that llama.cpp reaches 60-80% of peak VRAM bandwidth, and about 300 MiB of
 #: CUDA context and cuBLAS workspace; a run with NVML on the person's GPU replaces them.
@@ -127,6 +130,7 @@ DEFAULT_FIGURES = SpeedFigures(
     cpu_thread_bytes_per_s=6.8e9,
     cpu_thread_scaling=0.82,
     cpu_compute_efficiency=0.28,
+    prompt_per_token_seconds=0.0035,
     gpu_decode_efficiency={
         "cuda": 0.75,
         "metal": 0.70,
@@ -225,7 +229,7 @@ def prompt_seconds(work: Sequence[DeviceWork], figures: SpeedFigures) -> float |
             figures.cpu_compute_efficiency if part.kind == "cpu" else figures.gpu_compute(part.kind)
         )
         seconds += part.prompt_flops / (eff * part.peak_flops)
-    return seconds or None
+    return seconds + figures.prompt_per_token_seconds if seconds else None
 
 
 @dataclass(frozen=True)
@@ -369,39 +373,51 @@ def _nelder_mead(
 def _fit_prompt(
     runs: Sequence[SpeedRun], figures: SpeedFigures, prior: SpeedFigures
 ) -> SpeedFigures:
-    """Compute efficiency per device kind: the median of what each run implies, shrunk to the
-    prior by its weight (the prompt has one device doing most of the work, so a ratio does)."""
-    by_kind: dict[str, list[float]] = {}
-    for run in runs:
-        if not run.prompt_tokens_per_s or run.prompt_tokens_per_s <= 0:
-            continue
-        base = prompt_seconds(run.work, _unit_compute(prior))
-        if not base:
-            continue
-        kinds = [w.kind for w in run.work if w.prompt_flops > 0]
-        main = max(run.work, key=lambda w: w.prompt_flops).kind if kinds else None
-        if main is None:
-            continue
-        implied = base * run.prompt_tokens_per_s  # efficiency that predicts this run exactly
-        by_kind.setdefault(main, []).append(math.log(implied))
-    cpu = figures.cpu_compute_efficiency
-    gpus = dict(figures.gpu_compute_efficiency)
-    for kind, logs in by_kind.items():
-        prior_value = prior.cpu_compute_efficiency if kind == "cpu" else prior.gpu_compute(kind)
-        n = len(logs)
-        centre = statistics.median(logs)
-        value = math.exp((n * centre + PRIOR_WEIGHT_RUNS * math.log(prior_value)) / (n + 1))
-        value = min(value, 1.0)
-        if kind == "cpu":
-            cpu = value
-        else:
-            gpus[kind] = value
-    return replace(figures, cpu_compute_efficiency=cpu, gpu_compute_efficiency=gpus)
+    """The prompt's fixed cost per token and the compute efficiency of each device kind
+    that carried a run's prompt: Nelder-Mead on their logs, as for decoding."""
+    prompt_runs = [
+        r
+        for r in runs
+        if r.prompt_tokens_per_s and r.prompt_tokens_per_s > 0 and prompt_seconds(r.work, prior)
+    ]
+    if not prompt_runs:
+        return figures
+    kinds = sorted({max(r.work, key=lambda w: w.prompt_flops).kind for r in prompt_runs})
+    names = ["prompt_per_token_seconds", *kinds]
 
+    def value(f: SpeedFigures, name: str) -> float:
+        if name == "prompt_per_token_seconds":
+            return f.prompt_per_token_seconds
+        return f.cpu_compute_efficiency if name == "cpu" else f.gpu_compute(name)
 
-def _unit_compute(figures: SpeedFigures) -> SpeedFigures:
-    kinds = dict.fromkeys(figures.gpu_compute_efficiency, 1.0)
-    return replace(figures, cpu_compute_efficiency=1.0, gpu_compute_efficiency=kinds)
+    def figures_at(point: Sequence[float]) -> SpeedFigures:
+        out = figures
+        gpus = dict(out.gpu_compute_efficiency)
+        for name, logged in zip(names, point, strict=True):
+            real = math.exp(logged)
+            if name == "prompt_per_token_seconds":
+                out = replace(out, prompt_per_token_seconds=real)
+            elif name == "cpu":
+                out = replace(out, cpu_compute_efficiency=min(real, 1.0))
+            else:
+                gpus[name] = min(real, 1.0)
+        return replace(out, gpu_compute_efficiency=gpus)
+
+    def loss(point: Sequence[float]) -> float:
+        candidate = figures_at(point)
+        total = 0.0
+        for run in prompt_runs:
+            predicted = prompt_seconds(run.work, candidate) or 1.0
+            total += _huber(math.log(predicted * float(run.prompt_tokens_per_s or 1.0)))
+        for name, logged in zip(names, point, strict=True):
+            step = (logged - math.log(value(prior, name))) / PRIOR_SIGMA
+            total += PRIOR_WEIGHT_RUNS * 0.5 * step * step * PRIOR_MISS**2
+        return total
+
+    start = [math.log(max(value(prior, name), 1e-6)) for name in names]
+    best = _nelder_mead(loss, start, step=0.5)
+    best = _nelder_mead(loss, best, step=0.05)
+    return figures_at(best)
 
 
 def _fit_overheads(runs: Sequence[SpeedRun], figures: SpeedFigures) -> SpeedFigures:

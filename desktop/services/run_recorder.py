@@ -116,7 +116,9 @@ class RunRecorder(QObject):
             work=tuple(work),
             threads=threads,
             decode_tokens_per_s=float(done.gen_tokens_per_s),
-            prompt_tokens_per_s=float(done.prompt_tokens_per_s) or None,
+            # Not the prompt speed: a chat's later turns reuse the cached prefix, so
+            # prompt_tokens / ttft overstates it. bench and calibrate measure it from a fresh load.
+            prompt_tokens_per_s=None,
         )
         measured = MeasuredRun(
             machine=machine,
