@@ -120,7 +120,7 @@ class SpeedFigures:
 #: efficiency, 0.83, is from an earlier development VM (Sapphire Rapids, AVX-512) that
 #: decoded a 7B Q4_K_M at 26 GB/s of a measured 31.5 GB/s. Prompt: 3.5 ms per token plus
 #: FLOPs at 0.28 of the assumed peak (32 FLOPs per cycle at 3 GHz per core) predicts the
-#: three models' prompt speeds at 2 threads (149, 9.5 and 4.0 tok/s) within 7%.
+#: three models' prompt speeds at 2 threads (148, 9.5 and 4.0 tok/s) within 8%.
 #: GPU efficiencies and overheads are not measured anywhere yet: they are the common
 #: observation that llama.cpp reaches 60-80% of peak VRAM bandwidth, and about 300 MiB of
 #: CUDA context and cuBLAS workspace; a run with NVML on the person's GPU replaces them.
