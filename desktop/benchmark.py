@@ -123,7 +123,7 @@ def run_bench(
     settings = Settings(n_ctx=n_ctx, n_gpu_layers=n_gpu_layers, n_threads=n_threads)
     devices = devices_from_profile(profile, settings.reserve_bytes, figures)
     threads = resolved_threads(devices[-1], settings)
-    settings = Settings(n_ctx=n_ctx, n_gpu_layers=n_gpu_layers, n_threads=threads)
+    settings = _with_threads(settings, threads)  # the plan and the load name the same count
     plan = estimate(spec, settings, devices)
     load = p.Load.from_settings(str(path), _with_layers(settings, plan.gpu_layers), threads)
     with WorkerRunner() as runner:
@@ -189,7 +189,7 @@ def run_bench(
             }
             for r in rows
         ],
-        "speed_run": speed_run,
+        "speed_run": speed_run.to_dict(),
     }
 
 
@@ -215,6 +215,12 @@ def _with_layers(settings: Settings, layers: int) -> Settings:
     from dataclasses import replace
 
     return replace(settings, n_gpu_layers=layers)
+
+
+def _with_threads(settings: Settings, threads: int) -> Settings:
+    from dataclasses import replace
+
+    return replace(settings, n_threads=threads)
 
 
 def bench_lines(result: dict[str, Any]) -> list[str]:

@@ -27,10 +27,9 @@ from desktop import __version__
 
 if TYPE_CHECKING:  # the real imports wait inside each command: `--version` stays instant
     from desktop.core.calibration import SpeedFigures
-    from desktop.core.estimate import Buffer, Plan, Settings
+    from desktop.core.estimate import Plan, Settings
     from desktop.core.gguf import GGUFHeader
     from desktop.core.hardware import HardwareProfile
-    from desktop.core.llama_log import BufferLine
     from desktop.core.modelspec import ModelSpec
     from desktop.core.rows import ModelRow
 
@@ -260,6 +259,7 @@ def _settings_from_args(args: argparse.Namespace, n_ctx_default: int) -> Setting
         "n_gpu_layers": getattr(args, "gpu_layers", None),
         "flash_attn": bool(getattr(args, "flash_attn", False)),
         "offload_kqv": not getattr(args, "no_kv_offload", False),
+        "n_threads": getattr(args, "threads", None),
     }
     if getattr(args, "batch", None):
         kwargs["n_batch"] = args.batch
@@ -317,19 +317,19 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
 
 def _dry_run_check(path: Path, plan: Plan, profile: HardwareProfile) -> dict[str, Any]:
     """llama.cpp's dry run of this load beside the plan (estimate --json's check keys)."""
-    from desktop.core.dryrun import dry_run, dry_run_request, with_header_weights
+    from desktop.core.dryrun import build_key, dry_run, dry_run_request, with_header_weights
     from desktop.core.estimate import compare_with_llama
     from desktop.core.hardware import default_cache_dir
 
-    backends = getattr(profile.backends, "backends", ()) or ()
-    build = f"{getattr(profile.backends, 'llama_cpp_version', '')} {'/'.join(backends)}"
     dry = dry_run(
-        path, dry_run_request(plan), build=build, cache_dir=default_cache_dir() / "dry-runs"
+        path,
+        dry_run_request(plan),
+        build=build_key(profile.backends),
+        cache_dir=default_cache_dir() / "dry-runs",
     )
     if not dry.ok:
         return {"checked_by_llama_cpp": False, "llama_cpp_refused": dry.reason}
-    weights = [b for b in plan.buffers if b.component == "weights"]
-    report = with_header_weights(dry, [_buffer_line(b) for b in weights])
+    report = with_header_weights(dry, plan)
     rows = compare_with_llama(plan, report)
     layers_agree = dry.offloaded_layers in (None, plan.gpu_layers)
     return {
@@ -361,12 +361,6 @@ def _dry_run_check(path: Path, plan: Plan, profile: HardwareProfile) -> dict[str
             ],
         },
     }
-
-
-def _buffer_line(buffer: Buffer) -> BufferLine:
-    from desktop.core.llama_log import BufferLine
-
-    return BufferLine(buffer.device, buffer.component, buffer.size_bytes)
 
 
 def _check_lines(check: dict[str, Any]) -> list[str]:
@@ -426,7 +420,7 @@ def plan_lines(plan: Plan) -> list[str]:
 
 
 def _ranked_rows(
-    profile: HardwareProfile, settings: Settings, *, local: bool
+    profile: HardwareProfile, settings: Settings, *, local: bool, figures: SpeedFigures | None
 ) -> list[tuple[ModelRow, Plan | None, str | None]]:
     """(row, plan or None, a better sibling in words or None), best fit first.
 
@@ -436,7 +430,7 @@ def _ranked_rows(
     from desktop.core.estimate import devices_from_profile, estimate
     from desktop.core.rows import best_fit_key, sibling_suggestions
 
-    devices = devices_from_profile(profile, settings.reserve_bytes)
+    devices = devices_from_profile(profile, settings.reserve_bytes, figures)
     rows = _local_rows() if local else _catalog_rows()
     evaluated = [
         (row, estimate(row.spec, settings, devices) if row.spec is not None else None)
@@ -506,7 +500,9 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
     profile = _load_profile(args.hardware)
     settings = _settings_from_args(args, DEFAULT_N_CTX)
-    ranked = _ranked_rows(profile, settings, local=args.local)
+    # As estimate: this computer's calibration, the defaults for a what-if machine.
+    figures = None if args.hardware else _machine_figures(profile)
+    ranked = _ranked_rows(profile, settings, local=args.local, figures=figures)
     if args.json:
         _print_json({"n_ctx": settings.n_ctx, "models": [_row_dict(*item) for item in ranked]})
         return 0
@@ -548,6 +544,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     result = _bench(
         path,
         profile,
+        _machine_figures(profile),
         n_ctx=args.ctx,
         n_gpu_layers=args.gpu_layers,
         tokens=args.tokens,
@@ -566,6 +563,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 def _bench(
     path: Path,
     profile: HardwareProfile,
+    figures: SpeedFigures,
     *,
     n_ctx: int,
     n_gpu_layers: int | None,
@@ -573,7 +571,7 @@ def _bench(
     prompt_tokens: int,
     n_threads: int | None,
 ) -> dict[str, Any]:
-    """run_bench with this computer's figures; worker failures become a UserError."""
+    """run_bench predicting with ``figures``; worker failures become a UserError."""
     from desktop.benchmark import run_bench
     from desktop.core.gguf import GGUFError
     from desktop.engine.runner import WorkerError, WorkerExited
@@ -587,7 +585,7 @@ def _bench(
             prompt_tokens=prompt_tokens,
             profile=profile,
             n_threads=n_threads,
-            figures=_machine_figures(profile),
+            figures=figures,
         )
     except GGUFError as exc:
         raise UserError(f"{path.name} is not a usable GGUF file: {exc}") from None
@@ -598,14 +596,11 @@ def _bench(
 
 
 def _store_run(profile: HardwareProfile, result: dict[str, Any], source: str) -> None:
-    """Keep a bench result for this computer's calibration (the JSON keeps a plain copy)."""
+    """Keep a bench result for this computer's calibration."""
+    from desktop.core.calibration import SpeedRun
     from desktop.core.runs import MeasuredRun, RunStore, profile_machine_key
 
-    speed_run = result.pop("speed_run")
-    result["speed_run"] = {
-        "threads": speed_run.threads,
-        "work": [w.to_dict() for w in speed_run.work],
-    }
+    speed_run = SpeedRun.from_dict(result["speed_run"])
     if not speed_run.decode_tokens_per_s:
         return
     measured = MeasuredRun(
@@ -639,12 +634,11 @@ def _store_run(profile: HardwareProfile, result: dict[str, Any], source: str) ->
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
     """A short standard measurement: the starter model, then a sparse real-size shape."""
-    from desktop.core.estimate import Device, resolved_threads
-    from desktop.core.estimate import Settings as PlanSettings
     from desktop.core.hardware import default_cache_dir
     from desktop.core.library import ensure_starter_model
     from desktop.core.settings import load_settings
     from desktop.core.synth import CALIBRATION_SHAPE, write_header_only
+    from desktop.core.threads import default_threads, usable_cpus
 
     profile = _load_profile(None)
     before = _machine_figures(profile)
@@ -656,18 +650,8 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         partial = shape.with_suffix(".part")
         write_header_only(partial, CALIBRATION_SHAPE)
         partial.replace(shape)
-    cpu = profile.cpu
-    threads = resolved_threads(
-        Device(
-            "CPU",
-            "cpu",
-            0,
-            None,
-            physical_cores=cpu.physical_cores or 0,
-            logical_cores=cpu.logical_cores or 0,
-        ),
-        PlanSettings(),
-    )
+    # The threads the worker will use by default (the physical cores it may run on).
+    threads = default_threads(profile.cpu.physical_cores, profile.cpu.logical_cores, usable_cpus())
     plan: list[tuple[Path, int]] = []
     if starter is not None:
         plan.append((starter, threads))
@@ -678,8 +662,15 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     for path, n in plan:
         if not args.json:
             print(f"measuring {path.name} with {n} thread{'s' if n > 1 else ''}...", flush=True)
-        result = _bench(
-            path, profile, n_ctx=2048, n_gpu_layers=None, tokens=48, prompt_tokens=48, n_threads=n
+        result = _bench(  # "predicted before": every run against the figures it started with
+            path,
+            profile,
+            before,
+            n_ctx=2048,
+            n_gpu_layers=None,
+            tokens=48,
+            prompt_tokens=48,
+            n_threads=n,
         )
         _store_run(profile, result, "calibrate")
         measured.append(result)

@@ -243,6 +243,31 @@ class SpeedRun:
     #: Per-process VRAM measured after load less llama.cpp's GPU buffers, per backend (NVML).
     gpu_overhead_bytes: Mapping[str, int] = field(default_factory=dict)
 
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "work": [w.to_dict() for w in self.work],
+            "threads": self.threads,
+            "decode_tokens_per_s": self.decode_tokens_per_s,
+            "prompt_tokens_per_s": self.prompt_tokens_per_s,
+            "gpu_overhead_bytes": dict(self.gpu_overhead_bytes),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SpeedRun:
+        def rate(key: str) -> float | None:
+            value = data.get(key)
+            return float(value) if value is not None else None
+
+        return cls(
+            work=tuple(DeviceWork.from_dict(w) for w in data.get("work", [])),
+            threads=int(data["threads"]),
+            decode_tokens_per_s=rate("decode_tokens_per_s"),
+            prompt_tokens_per_s=rate("prompt_tokens_per_s"),
+            gpu_overhead_bytes={
+                str(k): int(v) for k, v in data.get("gpu_overhead_bytes", {}).items()
+            },
+        )
+
 
 def fit(runs: Sequence[SpeedRun], prior: SpeedFigures = DEFAULT_FIGURES) -> SpeedFigures:
     """Figures for this computer from its measured runs (the prior when there are none)."""

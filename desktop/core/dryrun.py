@@ -27,17 +27,28 @@ import json
 import re
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from desktop.core import crash
 from desktop.core.children import run_engine
 from desktop.core.llama_log import BufferLine, LlamaLoadReport, parse_load_log
 from desktop.core.units import MIB
 
-__all__ = ["DryRun", "dry_run", "dry_run_request", "parse_dry_run_log", "with_header_weights"]
+if TYPE_CHECKING:
+    from desktop.core.estimate import Plan
+    from desktop.core.hardware import BackendInfo
+
+__all__ = [
+    "DryRun",
+    "build_key",
+    "dry_run",
+    "dry_run_request",
+    "parse_dry_run_log",
+    "with_header_weights",
+]
 
 #: The child's answer line (desktop.engine.dryrun prints it).
 MARKER = "LLMW_DRY_RUN "
@@ -297,15 +308,25 @@ def _write_cache(cache_dir: Path, key: str, result: DryRun) -> None:
         partial.replace(target)
 
 
-def with_header_weights(dry: DryRun, weight_buffers: Sequence[BufferLine]) -> LlamaLoadReport:
-    """The dry run's report completed with weight buffers from the header (see the module
-    docstring): what a real load with these settings reports."""
+def with_header_weights(dry: DryRun, plan: Plan) -> LlamaLoadReport:
+    """The dry run's report completed with the plan's weight buffers, from the header (see
+    the module docstring): what a real load with these settings reports."""
+    weights = tuple(
+        BufferLine(b.device, b.component, b.size_bytes)
+        for b in plan.buffers
+        if b.component == "weights"
+    )
     return LlamaLoadReport(
-        (*weight_buffers, *dry.buffers), dry.offloaded_layers, dry.offloadable_layers, dry.n_ctx
+        (*weights, *dry.buffers), dry.offloaded_layers, dry.offloadable_layers, dry.n_ctx
     )
 
 
-def dry_run_request(plan: Any) -> dict[str, Any]:
+def build_key(backends: BackendInfo) -> str:
+    """Which llama.cpp build answered ("0.3.36 cpu/cuda"): its answers are cached per build."""
+    return f"{backends.llama_cpp_version} {'/'.join(backends.backends)}"
+
+
+def dry_run_request(plan: Plan) -> dict[str, Any]:
     """The dry run's request for the load a Plan describes (its settings and layer count)."""
     settings = plan.settings
     return {

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop.core.dryrun import DryRun
+from desktop.core.dryrun import DryRun, build_key
 from desktop.core.estimate import Plan, Verdict
 from desktop.core.rows import ModelRow, format_params
 from desktop.core.units import format_bytes
@@ -330,8 +330,7 @@ class DetailPane(QWidget):
             return
         real = self._state.real_profile
         if real is not None:
-            backends = "/".join(real.backends.backends)
-            self._checker.set_build(f"{real.backends.llama_cpp_version} {backends}")
+            self._checker.set_build(build_key(real.backends))
         self._check_key = check_key(row.path, plan)
         self.check_label.setVisible(True)
         result = self._checker.result(row.path, plan)

@@ -19,7 +19,7 @@ from llama_buffers import llama_reported_buffers
 from synth import ACCURACY_MODELS, write_model, write_with_stray_tensor
 
 from desktop.core.dryrun import DryRun, dry_run, dry_run_request, with_header_weights
-from desktop.core.estimate import Device, Settings, compare_with_llama, estimate
+from desktop.core.estimate import Device, Plan, Settings, compare_with_llama, estimate
 from desktop.core.gguf import read_header_file
 from desktop.core.llama_log import BufferLine
 from desktop.core.modelspec import spec_from_header
@@ -30,9 +30,7 @@ CPU = Device("CPU", "cpu", 64 * 2**30, 20 * 10**9, 1e11, cpu_features=("avx", "a
 BUILD = "test-build"
 
 
-def _plan_and_dry(
-    path: Path, settings: Settings, cache: Path | None = None
-) -> tuple[object, DryRun]:
+def _plan_and_dry(path: Path, settings: Settings, cache: Path | None = None) -> tuple[Plan, DryRun]:
     spec = spec_from_header(read_header_file(path))
     plan = estimate(spec, replace(settings, n_gpu_layers=0), [CPU])
     return plan, dry_run(path, dry_run_request(plan), build=BUILD, cache_dir=cache)
@@ -54,12 +52,7 @@ def _compare_with_real_load(path: Path, settings: Settings) -> DryRun:
         assert _by(dry.buffers, component) == _by(real.buffers, component), component
     assert dry.n_ctx == real.n_ctx
     assert dry.offloaded_layers == real.offloaded_layers == 0
-    weights = [
-        BufferLine(b.device, b.component, b.size_bytes)
-        for b in plan.buffers  # type: ignore[attr-defined]
-        if b.component == "weights"
-    ]
-    rows = {r.component: r for r in compare_with_llama(plan, with_header_weights(dry, weights))}  # type: ignore[arg-type]
+    rows = {r.component: r for r in compare_with_llama(plan, with_header_weights(dry, plan))}
     real_weights = real.total("weights")
     assert abs(rows["weights"].estimated_bytes - real_weights) <= 0.01 * real_weights
     return dry
