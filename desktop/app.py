@@ -320,30 +320,18 @@ def _wire_panels(
     window.downloadRequested.connect(on_download)
 
 
-def _wire_calibration(
-    window: MainWindow, state: WorkbenchState, recorder: RunRecorder, history_path: Path | None
-) -> None:
+def _wire_calibration(window: MainWindow, recorder: RunRecorder) -> None:
     """The hardware bar's "Measure speed": `llm-workbench calibrate` in its own process,
-    then this computer's figures refitted from the runs it stored."""
-    from desktop.core.runs import load_figures
+    then the recorder refits this computer's figures from the runs it stored."""
     from desktop.services.calibration_job import CalibrationJob
-    from desktop.services.tasks import run_in_thread
 
     job = CalibrationJob(window)
     panel = window.hardware_panel
-    pending: list[Task] = []
 
     def on_finished(ok: bool, message: str) -> None:
         panel.set_calibration_progress(message, running=False)
-        machine = recorder.machine
-        if ok and machine is not None:
-            pending.append(
-                run_in_thread(
-                    lambda: load_figures(machine, history_path),
-                    state.set_figures,
-                    lambda exc: log.warning("refitting after calibration failed: %s", exc),
-                )
-            )
+        if ok:
+            recorder.refit()
 
     panel.calibrateRequested.connect(job.start)
     job.progress.connect(lambda line: panel.set_calibration_progress(line, running=True))
@@ -414,7 +402,7 @@ def assemble(
     window.set_downloads_widget(DownloadsPanel(downloads))
     recorder = RunRecorder(engine, path=history_path, parent=window)
     recorder.figuresChanged.connect(state.set_figures)
-    _wire_calibration(window, state, recorder, history_path)
+    _wire_calibration(window, recorder)
     _wire_panels(window, engine, monitor, downloads, chat, plots)
     return Workbench(
         state, table, window, engine, history, monitor, downloads, chat, plots, recorder

@@ -82,12 +82,6 @@ class SpeedFigures:
             return f"calibrated from {runs} on this computer"
         return "not yet measured here: estimated from bandwidth"
 
-    def short_description(self) -> str:
-        """The same in a few words, for a narrow label."""
-        if self.runs:
-            return f"calibrated here ({self.runs} run{'s' if self.runs != 1 else ''})"
-        return "estimated from bandwidth"
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "runs": self.runs,

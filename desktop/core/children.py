@@ -18,7 +18,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["EngineAnswer", "engine_command", "engine_environment", "run_engine"]
+__all__ = [
+    "BACKEND_MARKER",
+    "DRY_RUN_MARKER",
+    "EngineAnswer",
+    "engine_command",
+    "engine_environment",
+    "run_engine",
+]
+
+#: The answer lines the engine children print (desktop.engine.probe and .dryrun): the marker,
+#: then one JSON object. Here, where both sides can import them without loading more.
+BACKEND_MARKER = "LLMW-BACKENDS "
+DRY_RUN_MARKER = "LLMW_DRY_RUN "
 
 #: The folder that holds the ``desktop`` package (a source checkout's root).
 _PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])

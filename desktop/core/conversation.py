@@ -96,7 +96,6 @@ class Answer:
     message_id: int  # in the history
     parts: list[str] = field(default_factory=list)
     text: str = ""  # what the transcript shows (parts joined at the last render)
-    tokens: int = 0
     checkpointed: float = field(default_factory=time.monotonic)
 
     def joined(self) -> str:
@@ -187,7 +186,6 @@ class ChatSession:
         if answer is None or chat_id != answer.chat_id:
             return False
         answer.parts.append(text)
-        answer.tokens += 1
         return True
 
     def checkpoint(self) -> None:

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from desktop.core import crash
-from desktop.core.children import run_engine
+from desktop.core.children import DRY_RUN_MARKER, run_engine
 from desktop.core.llama_log import BufferLine, LlamaLoadReport, parse_load_log
 from desktop.core.units import MIB
 
@@ -50,8 +50,6 @@ __all__ = [
     "with_header_weights",
 ]
 
-#: The child's answer line (desktop.engine.dryrun prints it).
-MARKER = "LLMW_DRY_RUN "
 _MODULE = "desktop.engine.dryrun"
 _FROZEN_FLAG = "--dry-run"
 #: Bumped when the parse changes, so cached results from an older parse are not reused.
@@ -239,7 +237,7 @@ def _run_child(
             _MODULE,
             _FROZEN_FLAG,
             [json.dumps(body)],
-            marker=MARKER,
+            marker=DRY_RUN_MARKER,
             timeout=timeout,
             python=python,
             env=env,

@@ -59,11 +59,6 @@ from desktop.core.threads import default_threads
 from desktop.core.units import GIB, MIB
 
 KV_TYPES = ("f16", "q8_0", "q4_0")
-_KV_GGML = {
-    "f16": GGMLQuantizationType.F16,
-    "q8_0": GGMLQuantizationType.Q8_0,
-    "q4_0": GGMLQuantizationType.Q4_0,
-}
 
 #: llama.cpp pads the context (and the SWA cache) to a multiple of this many cells.
 CTX_PAD = 256

@@ -277,12 +277,10 @@ def _refuse_what_aborts_llama_cpp(header: GGUFHeader, n_expert: int, n_expert_us
     for key, value in header.metadata.items():
         if key.startswith(prefix) and isinstance(value, float) and not math.isfinite(value):
             raise GGUFError(
-                f"The model's {key[len(prefix):]} is {value}, not a number llama.cpp can use; "
+                f"The model's {key[len(prefix) :]} is {value}, not a number llama.cpp can use; "
                 "the file is damaged."
             )
-    misaligned = [
-        t for t in header.tensors if (header.data_offset + t.offset) % MMAP_ALIGNMENT
-    ]
+    misaligned = [t for t in header.tensors if (header.data_offset + t.offset) % MMAP_ALIGNMENT]
     if misaligned:
         raise GGUFError(
             f"The tensor data of {misaligned[0].name} starts at a byte offset that is not a "

@@ -5,8 +5,8 @@ data (``llama_model_params.no_alloc``, which its own ``--fit`` uses in common/fi
 process does that for one file with the settings the person chose, then creates a context, so
 llama.cpp decides where each layer goes, sizes the KV cache and reserves the worst-case
 compute graph exactly as a real load would, and prints all of it to its log. The log comes
-back on stdout (one line starting with :data:`MARKER`, then JSON); the app's core parses it
-(:mod:`desktop.core.dryrun`).
+back on stdout (one line: ``desktop.core.children.DRY_RUN_MARKER``, then JSON); the app's
+core parses it (:mod:`desktop.core.dryrun`).
 
 It is a process of its own, started like the worker (the frozen app: ``<exe> --dry-run``),
 because llama.cpp may abort the process on a malformed file; the core reads the abort from
@@ -22,10 +22,8 @@ import sys
 import time
 from typing import Any
 
-#: The answer is the stdout line that starts with this.
-MARKER = "LLMW_DRY_RUN "
-
-_KV_TYPES = {"f16": 1, "q8_0": 8, "q4_0": 2}  # ggml_type ids (gguf.GGMLQuantizationType)
+from desktop.core.children import DRY_RUN_MARKER
+from desktop.engine import protocol as p
 
 
 def dry_run(request: dict[str, Any]) -> dict[str, Any]:
@@ -81,7 +79,7 @@ def dry_run(request: dict[str, Any]) -> dict[str, Any]:
             else llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
         )
         params.swa_full = bool(request.get("swa_full", True))
-        kv = _KV_TYPES[str(request.get("kv_type", "f16"))]
+        kv = p.KV_GGML_TYPES[str(request.get("kv_type", "f16"))]
         params.type_k = kv
         params.type_v = kv
         ctx = llama_cpp.llama_init_from_model(model, params)
@@ -101,10 +99,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         request = json.loads(args[0]) if args else json.loads(sys.stdin.read())
     except (json.JSONDecodeError, IndexError) as exc:
-        print(MARKER + json.dumps({"ok": False, "stage": "request", "log": str(exc)}))
+        print(DRY_RUN_MARKER + json.dumps({"ok": False, "stage": "request", "log": str(exc)}))
         return 2
     answer = dry_run(request)
-    sys.stdout.write(MARKER + json.dumps(answer) + "\n")
+    sys.stdout.write(DRY_RUN_MARKER + json.dumps(answer) + "\n")
     sys.stdout.flush()
     return 0 if answer.get("ok") else 1
 

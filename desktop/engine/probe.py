@@ -23,7 +23,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from desktop.core.hardware.backends import BACKEND_MARKER
+from desktop.core.children import BACKEND_MARKER
 
 #: ``sym(name, restype, argtypes)``: an exported C function, typed for ctypes.
 _Symbols = Callable[[str, Any, list[Any]], Any]

@@ -34,6 +34,8 @@ from desktop.core.sampling import DEFAULT_SAMPLING, Sampling
 PROTOCOL_VERSION = 1
 
 KvType = Literal["f16", "q8_0", "q4_0"]
+#: The ggml_type id of each KV cache type (ggml.h enum ggml_type), for llama.cpp's type_k/_v.
+KV_GGML_TYPES: dict[str, int] = {"f16": 1, "q4_0": 2, "q8_0": 8}
 StopReason = Literal["stop", "length", "user"]
 ErrorKind = Literal[
     "file_not_found",

@@ -16,16 +16,14 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import os
 import queue
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from pathlib import Path
 from types import TracebackType
 from typing import TypeVar
 
+from desktop.core.children import engine_command, engine_environment
 from desktop.engine import protocol as p
 
 _E = TypeVar("_E")
@@ -34,25 +32,13 @@ STDERR_TAIL_LINES = 200
 
 def worker_command() -> list[str]:
     """How to start the worker: the frozen app re-runs itself with ``--worker``."""
-    if getattr(sys, "frozen", False):
-        return [sys.executable, "--worker"]
-    return [sys.executable, "-m", "desktop.engine.worker"]
+    return engine_command("desktop.engine.worker", "--worker")
 
 
 def worker_environment(base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The worker's environment: ``base`` (default ``os.environ``) plus a path to this package.
-
-    Run from a source checkout, ``python -m desktop.engine.worker`` only finds the
-    package from the checkout folder; putting its parent on PYTHONPATH makes the
-    worker independent of the current directory. Frozen apps need nothing.
-    """
-    env = dict(os.environ if base is None else base)
-    if not getattr(sys, "frozen", False):
-        root = str(Path(__file__).resolve().parents[2])
-        parts = [part for part in env.get("PYTHONPATH", "").split(os.pathsep) if part]
-        if root not in parts:
-            env["PYTHONPATH"] = os.pathsep.join([root, *parts])
-    return env
+    """The worker's environment: ``base`` (default ``os.environ``) with this package findable
+    from any current directory (desktop.core.children, as for the probe and the dry run)."""
+    return engine_environment(base)
 
 
 class WorkerError(RuntimeError):

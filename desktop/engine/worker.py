@@ -45,7 +45,6 @@ from desktop.engine import protocol as p
 
 _GGUF_MAGIC = b"GGUF"
 _GGUF_VERSIONS = (2, 3)
-_KV_TYPES = {"f16": 1, "q4_0": 2, "q8_0": 8}  # GGML type ids (ggml.h enum ggml_type)
 _ROLES = ("system", "user", "assistant")
 _LOG_DEBUG, _LOG_ERROR, _LOG_CONT = 1, 4, 5  # enum ggml_log_level (llama.cpp >= b3900)
 
@@ -333,8 +332,8 @@ class Worker:
         optional: dict[str, tuple[Any, Any]] = {  # name: (value, value that needs no support)
             "flash_attn": (req.flash_attn, False),
             "swa_full": (req.swa_full, False),
-            "type_k": (_KV_TYPES[req.kv_type], _KV_TYPES["f16"]),
-            "type_v": (_KV_TYPES[req.kv_type], _KV_TYPES["f16"]),
+            "type_k": (p.KV_GGML_TYPES[req.kv_type], p.KV_GGML_TYPES["f16"]),
+            "type_v": (p.KV_GGML_TYPES[req.kv_type], p.KV_GGML_TYPES["f16"]),
         }
         for name, (value, plain) in optional.items():
             if name in self._llama_params:
@@ -432,8 +431,7 @@ class Worker:
                     last_t, last_n = now, llama.n_tokens
                     decoded_seen += 1
                 text = delta.get("content")
-                if text:
-                    now = time.monotonic()
+                if text:  # "content" was in the delta: `now` is this token's time
                     self._send(p.Token(text=text, t=now, index=index, id=req.id))
                     if index == 0:
                         first_text_t = now

@@ -39,10 +39,6 @@ class CalibrationJob(QObject):
         self._last = ""
         self._errors = ""
 
-    @property
-    def running(self) -> bool:
-        return self._process is not None
-
     def start(self) -> None:
         if self._process is not None:
             return

@@ -143,7 +143,14 @@ class RunRecorder(QObject):
             log.warning("could not store the run for calibration: %s", exc)
             return
         emit(self.runStored, row)
-        path = self._path
+        self.refit()
+
+    def refit(self) -> None:
+        """Fit this computer's figures again from its stored runs (on the thread pool);
+        ``figuresChanged`` brings them back. Nothing before the machine is known."""
+        machine, path = self._machine, self._path
+        if machine is None:
+            return
         self._task = run_in_thread(
             lambda: load_figures(machine, path), self._on_figures, self._on_fit_error
         )

@@ -113,13 +113,6 @@ class WorkbenchState(QObject):
             return "another computer: estimated from bandwidth"
         return self._figures.describe()
 
-    @property
-    def prediction_source_short(self) -> str:
-        """:attr:`prediction_source` in a few words, for a narrow label."""
-        if self._what_if is not None:
-            return "estimated from bandwidth"
-        return self._figures.short_description()
-
     def devices(self) -> Sequence[Device]:
         """The estimator's devices for the current profile and reserve (empty while detecting)."""
         if self._devices is None:
@@ -166,7 +159,7 @@ class WorkbenchState(QObject):
             return
         self._figures = figures
         emit(self.figuresChanged, figures)
-        if self._what_if is None:
+        if self._what_if is None and self._real is not None:  # no profile: no estimates yet
             self._devices = None
             emit(self.estimatesChanged)
 

@@ -17,7 +17,7 @@ rename, so a reader never sees half of it) what a person would read on screen:
 The probe only reads; it never presses anything. It finds the widgets by their accessible
 names, the same names a screen reader announces, so it does not depend on how a panel is
 built inside. Install it with :func:`install_from_env` once the QApplication exists (the
-window may come later); ``python -m desktop.ui.test_probe`` starts the app with it installed.
+window may come later); ``desktop.app.main`` does, when ``LLMW_PROBE`` is set.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -232,18 +231,3 @@ def install_from_env() -> WindowProbe | None:
     if isinstance(running, WindowProbe):
         return running
     return WindowProbe(Path(target), app)
-
-
-def _main() -> int:
-    """The app as ``python -m desktop`` starts it, with the probe installed first."""
-    from desktop.app import main
-
-    QApplication(sys.argv)  # main() uses this one
-    probe = install_from_env()
-    if probe is None:
-        print(f"{ENV_VAR} is not set: starting without the probe", file=sys.stderr)
-    return main()
-
-
-if __name__ == "__main__":
-    sys.exit(_main())

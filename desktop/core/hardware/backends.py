@@ -18,11 +18,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from desktop.core import crash
-from desktop.core.children import engine_command, run_engine
+from desktop.core.children import BACKEND_MARKER, engine_command, run_engine
 from desktop.core.hardware.profile import BackendInfo
 
-#: The probe's answer is the stdout line that starts with this (desktop.engine.probe prints it).
-BACKEND_MARKER = "LLMW-BACKENDS "
 # Named as a string: desktop.core must not import desktop.engine, only start it.
 _PROBE_MODULE = "desktop.engine.probe"
 # How the frozen app starts the probe (desktop.cli.main hands this flag to the probe).
