@@ -7,6 +7,8 @@
     llm-workbench estimate PATH|REPO[:FILE] [--ctx N] [--gpu-layers N|auto] [--kv-type T]
                            [--hardware FILE] [--json]
     llm-workbench bench    PATH [--ctx N] [--gpu-layers N] [--tokens N] [--json]
+    llm-workbench search   TEXT [--sort downloads|trending|updated|likes] [--limit N] [--exact]
+                           [--json]
 
 Heavy modules are imported inside each command so `--version` and `--help` stay instant and
 the GUI never pays for what it does not use. Errors a person can meet are printed as one
@@ -133,6 +135,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="do not keep the run for this computer's calibration",
     )
     bench.add_argument("--json", action="store_true", help="print JSON")
+
+    from desktop.cli_search import add_search_parser
+
+    add_search_parser(sub, add_plan_args, _positive_int)
 
     calibrate = sub.add_parser(
         "calibrate", help="measure this computer's speed with a short standard run"
@@ -534,6 +540,18 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_search(args: argparse.Namespace) -> int:
+    from desktop.cli_search import cmd_search
+    from desktop.core.estimate import devices_from_profile
+    from desktop.core.settings import DEFAULT_N_CTX
+
+    profile = _load_profile(args.hardware)
+    settings = _settings_from_args(args, DEFAULT_N_CTX)
+    figures = None if args.hardware else _machine_figures(profile)
+    devices = devices_from_profile(profile, settings.reserve_bytes, figures)
+    return cmd_search(args, settings, devices, UserError)
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     from desktop.benchmark import bench_lines
 
@@ -723,6 +741,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from desktop.engine.dryrun import main as dry_run_main
 
         return dry_run_main(args_list)
+    if args_list[:1] == ["--rpc-server"]:  # the frozen app's `share` server
+        from desktop.engine.rpc_server import main as rpc_server_main
+
+        return rpc_server_main(args_list)
+    if args_list[:1] == ["--rpc-probe"]:  # the frozen app's probe of other computers
+        from desktop.engine.rpc_probe import main as rpc_probe_main
+
+        return rpc_probe_main(args_list)
     if args_list[:1] == ["--probe-backends"]:  # the frozen app's backend probe
         from desktop.engine.probe import main as probe_main
 
@@ -744,6 +770,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "estimate": _cmd_estimate,
         "bench": _cmd_bench,
         "calibrate": _cmd_calibrate,
+        "search": _cmd_search,
     }
     try:
         return handlers[args.command](args)

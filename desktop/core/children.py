@@ -21,6 +21,8 @@ from typing import Any
 __all__ = [
     "BACKEND_MARKER",
     "DRY_RUN_MARKER",
+    "RPC_PROBE_MARKER",
+    "RPC_SERVER_MARKER",
     "EngineAnswer",
     "engine_command",
     "engine_environment",
@@ -31,6 +33,9 @@ __all__ = [
 #: then one JSON object. Here, where both sides can import them without loading more.
 BACKEND_MARKER = "LLMW-BACKENDS "
 DRY_RUN_MARKER = "LLMW_DRY_RUN "
+#: desktop.engine.rpc_probe's answer, and each line desktop.engine.rpc_server prints.
+RPC_PROBE_MARKER = "LLMW_RPC_PROBE "
+RPC_SERVER_MARKER = "LLMW_RPC_SERVER "
 
 #: The folder that holds the ``desktop`` package (a source checkout's root).
 _PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])

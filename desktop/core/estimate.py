@@ -88,6 +88,8 @@ CPU_ASSUMED_HZ = 3.0e9
 OUTPUT_PHASE_EMBD_ROWS = 4
 #: Decoding assumes the KV cache is half full on average over a conversation.
 KV_FILL_FOR_SPEED = 0.5
+#: The device kind of another computer's device (llama.cpp's RPC backend).
+RPC_KIND = "rpc"
 
 
 class Verdict(StrEnum):
@@ -146,10 +148,22 @@ class Device:
     logical_cores: int = 0
     #: This computer's speed figures (calibrated, or the defaults); not part of the identity.
     figures: SpeedFigures = field(default=DEFAULT_FIGURES, compare=False)
+    #: Another computer's device through llama.cpp's RPC backend (kind "rpc"): its server's
+    #: "host:port", its number there, its buffer alignment, the link's round trip, and the
+    #: free memory llama.cpp splits layers by (capacity_bytes keeps the reserve out).
+    endpoint: str = ""
+    rpc_index: int = 0
+    alignment: int = 0
+    latency_s: float = 0.0
+    split_bytes: int = 0
 
     @property
     def is_gpu(self) -> bool:
         return self.kind != "cpu"
+
+    @property
+    def is_remote(self) -> bool:
+        return self.kind == RPC_KIND
 
 
 @dataclass(frozen=True)
@@ -174,6 +188,8 @@ class DevicePlan:
     output_bytes: int  # llama.cpp's output (logits) buffer
     overhead_bytes: int
     capacity_bytes: int
+    endpoint: str = ""  # another computer's device: its RPC server ("host:port")
+    latency_s: float = 0.0  # and the link's measured round trip
 
     @property
     def total_bytes(self) -> int:
@@ -202,6 +218,7 @@ class DevicePlan:
             "total_bytes": self.total_bytes,
             "capacity_bytes": self.capacity_bytes,
             "fits": self.fits,
+            **({"endpoint": self.endpoint, "latency_s": self.latency_s} if self.endpoint else {}),
         }
 
 
@@ -288,9 +305,16 @@ def _round(value: float | None) -> float | None:
 
 
 def devices_from_profile(
-    profile: Any, reserve_bytes: int = 512 * MIB, figures: SpeedFigures | None = None
+    profile: Any,
+    reserve_bytes: int = 512 * MIB,
+    figures: SpeedFigures | None = None,
+    remote: Sequence[Any] = (),
 ) -> list[Device]:
     """Devices of a HardwareProfile (or a what-if profile): every usable GPU, then the CPU.
+
+    ``remote`` are other computers' devices (desktop.core.rpc.RemoteDevice); llama.cpp lists
+    them before this computer's GPUs (src/llama.cpp, llama_model_load_from_file_impl), and so
+    does this list.
 
     ``figures`` are this computer's calibrated speed figures; a what-if profile (another
     machine) gets the defaults.
@@ -342,7 +366,28 @@ def devices_from_profile(
         logical_cores=int(getattr(cpu, "logical_cores", 0) or cores),
         figures=figures or DEFAULT_FIGURES,
     )
-    return [*gpus, cpu_device]
+    return [*remote_devices(remote, reserve_bytes, figures), *gpus, cpu_device]
+
+
+def remote_devices(
+    remote: Sequence[Any], reserve_bytes: int = 512 * MIB, figures: SpeedFigures | None = None
+) -> list[Device]:
+    """Estimator devices for other computers' devices (desktop.core.rpc.RemoteDevice)."""
+    return [
+        Device(
+            name=r.label,
+            kind=RPC_KIND,
+            capacity_bytes=max(int(r.free_bytes) - reserve_bytes, 0),
+            bandwidth_bytes_per_s=None,
+            figures=figures or DEFAULT_FIGURES,
+            endpoint=r.endpoint,
+            rpc_index=int(r.index),
+            alignment=int(r.alignment),
+            latency_s=float(r.latency_s),
+            split_bytes=int(r.free_bytes),
+        )
+        for r in remote
+    ]
 
 
 def build_cpu_features(profile: Any) -> tuple[str, ...]:
@@ -694,6 +739,74 @@ def _compute_bytes(
     return peak
 
 
+def _graph_inputs_bytes(prep: _Prepared, settings: Settings) -> int:
+    """The graph's inputs for the worst-case ubatch: masks, token ids, positions, output ids
+    and the K/V row indices of each cache (as in :func:`_compute_bytes`)."""
+    t = min(settings.n_ubatch, settings.n_batch)
+    full_cells, swa_cells = _cells(prep.spec, settings)
+    mask_elem = 2 if settings.flash_attn else 4
+    n_caches = int(prep.has_full) + int(prep.has_swa)
+    v_idx = t * 8 * (1 if settings.flash_attn else prep.v_width_max)
+    return (
+        (full_cells * t * mask_elem if prep.has_full else 0)
+        + (swa_cells * t * mask_elem if prep.has_swa else 0)
+        + n_caches * (t * 8 + v_idx)
+        + t * 4 * 3
+    )
+
+
+#: GGML_SCHED_MAX_COPIES: copies of every graph input when llama.cpp pipelines the devices.
+SCHED_PIPELINE_COPIES = 4
+
+
+def _remote_compute_bytes(
+    prep: _Prepared,
+    settings: Settings,
+    n_layers: int,
+    has_output: bool,
+    pipeline: bool,
+    *,
+    host: bool = False,
+) -> int:
+    """Compute buffer of a device when the graph is split over other computers' devices.
+
+    ggml's scheduler keeps every graph input on the CPU (the last backend) and copies the
+    ones a split needs into that split's device, so each device holds the inputs beside its
+    own activations; pipelined (:func:`_pipeline_parallel`), every input has
+    SCHED_PIPELINE_COPIES copies. The n_embd-wide rows alive beside the attention scores or
+    the feed-forward block, and beside the logits, were measured against llama.cpp 0.3.36
+    with RPC servers on 127.0.0.1 (tests/engine/test_rpc.py keeps them true): the CPU
+    (``host``) keeps 3 with layers of its own and 2 with the input layer alone (5
+    pipelined), a remote device 2 (6 pipelined) and 1 beside the logits (5 pipelined).
+    """
+    spec = prep.spec
+    t = min(settings.n_ubatch, settings.n_batch)
+    row = spec.n_embd * t * 4
+    copies = SCHED_PIPELINE_COPIES if pipeline else 1
+    inputs = _graph_inputs_bytes(prep, settings) * copies
+    full_cells, swa_cells = _cells(spec, settings)
+    core = 0
+    if n_layers:
+        scores = 0
+        if not settings.flash_attn:
+            scores = max(full_cells * prep.heads_full, swa_cells * prep.heads_swa) * t * 4
+        attn = scores + 2 * prep.q_width * t * 4
+        if spec.n_expert and spec.n_expert_used:
+            ffn = (3 * spec.n_expert_used * spec.n_ff_exp + 2 * spec.n_expert) * t * 4
+        else:
+            ffn = 3 * spec.n_ff * t * 4
+        core = max(attn, ffn)
+    if host:
+        if n_layers:
+            return inputs + core + 3 * row
+        return inputs + (5 if pipeline else 2) * row
+    peak = inputs + core + (6 if pipeline else 2) * row if n_layers else 0
+    if has_output:
+        logits = spec.n_vocab * t * 4
+        peak = max(peak, logits + (inputs + 5 * row if pipeline else row))
+    return peak
+
+
 # ----------------------------------------------------------------------------- plan
 
 
@@ -701,12 +814,13 @@ def _split_layers(n_offloaded: int, gpus: Sequence[Device]) -> list[int]:
     """How many of the offloaded layers each GPU gets: proportional to free memory."""
     if not gpus or n_offloaded <= 0:
         return [0] * len(gpus)
-    total = sum(max(g.capacity_bytes, 1) for g in gpus)
+    # llama.cpp splits by each device's free memory; a remote device says it (split_bytes).
+    total = sum(max(g.split_bytes or g.capacity_bytes, 1) for g in gpus)
     counts = []
     acc = 0.0
     prev = 0
     for g in gpus:
-        acc += max(g.capacity_bytes, 1) / total
+        acc += max(g.split_bytes or g.capacity_bytes, 1) / total
         upto = min(n_offloaded, math.ceil(acc * n_offloaded - 1e-9))
         counts.append(upto - prev)
         prev = upto
@@ -724,6 +838,7 @@ def _gpu_plan(
     has_output: bool,
     buffers: list[Buffer] | None,
     offload_copies: int = 0,
+    pipeline: bool = False,
 ) -> DevicePlan:
     """One GPU holding blocks lo..hi-1 (and the output layer when `has_output`).
 
@@ -733,6 +848,11 @@ def _gpu_plan(
     n_layers = hi - lo
     if gpu.kind == "cuda":
         weights = prep.cuda[hi] - prep.cuda[lo] + (prep.output.aligned_cuda if has_output else 0)
+    elif gpu.is_remote and gpu.alignment in (0, CPU_ALIGN):
+        # A CPU shared over RPC: its buffer pads each tensor to the CPU alignment.
+        weights = prep.aligned[hi] - prep.aligned[lo] + (
+            prep.output.aligned_cpu if has_output else 0
+        )
     else:
         weights = _pad(prep.total[hi] - prep.total[lo], CUDA_ALIGN) + (
             _pad(prep.output.total, CUDA_ALIGN) if has_output else 0
@@ -741,9 +861,14 @@ def _gpu_plan(
     rs = _range_recurrent(prep, settings, lo, hi)
     used = n_layers > 0 or has_output
     compute = _compute_bytes(prep, settings, n_layers, has_output, False) if used else 0
+    if gpu.is_remote and used:
+        compute = _remote_compute_bytes(prep, settings, n_layers, has_output, pipeline)
     compute += offload_copies if used else 0
     if buffers is not None:
+        # llama.cpp names an RPC buffer by the device's number on its server and the server.
         name = f"{gpu.kind.upper()}{index}"
+        if gpu.is_remote:
+            name = f"RPC{gpu.rpc_index}[{gpu.endpoint}]"
         for component, size in (
             ("weights", weights),
             ("kv", kv),
@@ -752,7 +877,9 @@ def _gpu_plan(
         ):
             if size:
                 buffers.append(Buffer(name, component, size))
-    overhead = gpu.figures.overhead(gpu.kind)
+    # A shared device's overhead is its server process on the other computer (the same kind
+    # of process as the worker); a GPU's is its backend's context.
+    overhead = CPU_PROCESS_OVERHEAD_BYTES if gpu.is_remote else gpu.figures.overhead(gpu.kind)
     return DevicePlan(
         name=gpu.name,
         kind=gpu.kind,
@@ -763,6 +890,8 @@ def _gpu_plan(
         output_bytes=0,
         overhead_bytes=overhead if used else 0,
         capacity_bytes=gpu.capacity_bytes,
+        endpoint=gpu.endpoint,
+        latency_s=gpu.latency_s,
     )
 
 
@@ -773,9 +902,13 @@ def _cpu_plan(
     n_cpu: int,
     has_output: bool,
     buffers: list[Buffer] | None,
+    remote: int = 0,
 ) -> DevicePlan:
     """The CPU: the input layer always, blocks 0..n_cpu-1, the output layer if not offloaded,
-    and the KV of offloaded layers when KV offload is off."""
+    and the KV of offloaded layers when KV offload is off.
+
+    ``remote``: 1 when other computers' devices hold layers too, 2 when llama.cpp pipelines
+    over them (see :func:`_remote_compute_bytes`)."""
     spec = prep.spec
     out = prep.output if has_output else None
     repack = prep.repack[n_cpu] + prep.input.repack_aligned + (out.repack_aligned if out else 0)
@@ -803,6 +936,8 @@ def _cpu_plan(
     rs = _range_recurrent(prep, settings, 0, n_cpu)
     output_buffer = spec.n_vocab * 4 * settings.n_seq_max
     compute = _compute_bytes(prep, settings, n_cpu, has_output, True)
+    if remote and not has_output:
+        compute = _remote_compute_bytes(prep, settings, n_cpu, False, remote == 2, host=True)
     entries += [
         ("CPU", "output", output_buffer),
         ("CPU", "kv", kv),
@@ -892,20 +1027,39 @@ def plan_memory(
     cpu_has_output = not any(r[2] for r in ranges)
     buffers: list[Buffer] = []
     plans = []
+    pipeline = _pipeline_parallel(spec, gpus, settings, n_gpu_layers)
     for i, (gpu, (lo, hi, has_out)) in enumerate(zip(gpus, ranges, strict=True)):
         copies = _offload_copy_bytes(prep, settings, gpu, n_cpu, cpu_has_output) if i == 0 else 0
-        plans.append(_gpu_plan(prep, settings, gpu, i, lo, hi, has_out, buffers, copies))
-    plans.append(_cpu_plan(prep, settings, cpu, n_cpu, cpu_has_output, buffers))
+        plans.append(
+            _gpu_plan(prep, settings, gpu, i, lo, hi, has_out, buffers, copies, pipeline)
+        )
+    remote = (2 if pipeline else 1) if any(g.is_remote for g in gpus) else 0
+    plans.append(_cpu_plan(prep, settings, cpu, n_cpu, cpu_has_output, buffers, remote))
     return plans, buffers
+
+
+def _pipeline_parallel(
+    spec: ModelSpec, gpus: Sequence[Device], settings: Settings, n_gpu_layers: int
+) -> bool:
+    """Whether llama.cpp pipelines the graph over the devices (src/llama-context.cpp): more
+    than one device, every layer offloaded, KV offload on; every graph input then has
+    GGML_SCHED_MAX_COPIES (4) copies. Modelled for remote devices (their caps allow it)."""
+    return (
+        len(gpus) > 1
+        and all(g.is_remote for g in gpus)
+        and n_gpu_layers > spec.n_layer
+        and settings.offload_kqv
+    )
 
 
 def _gpus_fit(prep: _Prepared, gpus: Sequence[Device], settings: Settings, n: int) -> bool:
     """Whether `n` offloaded layers fit on every GPU (no Plan objects: this runs in loops)."""
     n_cpu, ranges = _placement(prep.spec, gpus, n)
     cpu_has_output = not any(r[2] for r in ranges)
+    pipeline = _pipeline_parallel(prep.spec, gpus, settings, n)
     for i, (gpu, (lo, hi, has_out)) in enumerate(zip(gpus, ranges, strict=True)):
         copies = _offload_copy_bytes(prep, settings, gpu, n_cpu, cpu_has_output) if i == 0 else 0
-        if not _gpu_plan(prep, settings, gpu, i, lo, hi, has_out, None, copies).fits:
+        if not _gpu_plan(prep, settings, gpu, i, lo, hi, has_out, None, copies, pipeline).fits:
             return False
     return True
 

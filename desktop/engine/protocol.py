@@ -6,9 +6,13 @@ Every message is one JSON object on one line with a ``type`` field and an ``id``
 events echo the ``id`` of the request they answer, so the client can tell which
 ``Done`` ends which ``Chat``.
 
-Requests: :class:`Load`, :class:`Chat`, :class:`Stop`, :class:`Unload`, :class:`Shutdown`.
+Requests: :class:`Load`, :class:`Chat`, :class:`Stop`, :class:`Unload`, :class:`Shutdown`,
+:class:`Serve`, :class:`StopServing`.
 Events: :class:`Hello` (once, at start), :class:`LoadProgress`, :class:`Loaded`,
-:class:`Unloaded`, :class:`Token`, :class:`Done`, :class:`Error`.
+:class:`Unloaded`, :class:`Token`, :class:`Done`, :class:`Error`; while serving other apps
+(``desktop.engine.api_server``): :class:`Serving`, :class:`ServingStopped`,
+:class:`ApiRequest`, :class:`ApiStarted`, :class:`ApiFinished` (an API request's tokens are
+plain :class:`Token` events with the API request's id).
 
 llama.cpp's own log lines never travel on this channel: the worker captures them
 (and copies them to its stderr, which the app keeps a tail of for crash reports).
@@ -49,6 +53,8 @@ ErrorKind = Literal[
     "internal",
     "protocol",
     "stop_timeout",
+    "remote_device",
+    "serve_failed",
 ]
 
 
@@ -81,6 +87,9 @@ class Load:
     # Full-size sliding-window cache, llama-cpp-python's default: its prompt-prefix reuse
     # rewinds the cache, which a window-sized SWA cache cannot do once cells were evicted.
     swa_full: bool = True
+    # Other computers' llama.cpp RPC servers ("host:port"), registered before the load; their
+    # devices come first in llama.cpp's device list (desktop.engine.rpc).
+    rpc_servers: list[str] = field(default_factory=list)
     id: str = field(default_factory=new_request_id)
 
     @classmethod
@@ -147,6 +156,33 @@ class Shutdown:
     """Stop whatever runs and exit with status 0."""
 
     type: ClassVar[str] = "shutdown"
+    id: str = field(default_factory=new_request_id)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Serve:
+    """Serve the loaded model to other apps over an OpenAI-compatible HTTP API.
+
+    Answered by :class:`Serving` or an :class:`Error` of kind ``serve_failed`` (the port is
+    taken, the address cannot be used). Serving again replaces the running server.
+    """
+
+    type: ClassVar[str] = "serve"
+    host: str = "127.0.0.1"  # loopback unless the person chose otherwise
+    port: int = 8080  # 0: any free port
+    api_key: str | None = None  # Bearer key every request must carry (None: no key)
+    cors_origins: list[str] = field(default_factory=list)  # browser origins allowed (none)
+    # Why there is no model, said by 503 answers until one loads ("" : no model loaded yet);
+    # the app sets it when it serves again from a fresh worker after a crash.
+    unavailable_reason: str = ""
+    id: str = field(default_factory=new_request_id)
+
+
+@dataclass(frozen=True, kw_only=True)
+class StopServing:
+    """Stop the HTTP server: the port is free once :class:`ServingStopped` arrives."""
+
+    type: ClassVar[str] = "stop_serving"
     id: str = field(default_factory=new_request_id)
 
 
@@ -241,12 +277,101 @@ class Error:
     id: str = ""
 
 
-Request = Union[Load, Chat, Stop, Unload, Shutdown]  # noqa: UP007 (used at runtime)
-Event = Union[Hello, LoadProgress, Loaded, Unloaded, Token, Done, Error]  # noqa: UP007
+@dataclass(frozen=True, kw_only=True)
+class Serving:
+    """The HTTP server listens; ``url`` is what another app is given (``.../v1``)."""
+
+    type: ClassVar[str] = "serving"
+    host: str
+    port: int  # the port bound (the free one chosen when 0 was asked)
+    url: str  # e.g. "http://127.0.0.1:8080/v1"
+    api_key_required: bool
+    id: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServingStopped:
+    """The HTTP server stopped and released its port."""
+
+    type: ClassVar[str] = "serving_stopped"
+    reason: str = ""  # "" when asked to stop
+    id: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApiRequest:
+    """Another app's request was accepted and waits its turn; ``id`` is the API request's id.
+
+    Its :class:`Token` events carry the same id, then one :class:`ApiFinished` ends it.
+    """
+
+    type: ClassVar[str] = "api_request"
+    client: str  # "127.0.0.1:53422"
+    endpoint: str  # "/v1/chat/completions"
+    waiting: int  # jobs ahead of it in the worker's queue when it arrived
+    t: float  # time.monotonic() in the worker
+    id: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApiStarted:
+    """Another app's request leaves the queue and starts generating."""
+
+    type: ClassVar[str] = "api_started"
+    t: float  # time.monotonic() in the worker
+    id: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApiFinished:
+    """Another app's request was answered (or refused: ``status`` is its HTTP status)."""
+
+    type: ClassVar[str] = "api_finished"
+    client: str
+    endpoint: str
+    status: int  # HTTP status: 200, or the error's (400, 401, 404, 413, 503, ...)
+    prompt_tokens: int = 0
+    generated_tokens: int = 0
+    ttft_s: float = 0.0  # from the request's arrival to its first token, waiting included
+    gen_tokens_per_s: float = 0.0
+    stop_reason: str = ""  # "stop", "length", "disconnected"; "" for a refused request
+    message: str = ""  # the error's sentence for a refused request
+    t: float = 0.0  # time.monotonic() in the worker
+    id: str = ""
+
+
+Request = Union[Load, Chat, Stop, Unload, Shutdown, Serve, StopServing]  # noqa: UP007
+Event = Union[  # noqa: UP007 (used at runtime)
+    Hello,
+    LoadProgress,
+    Loaded,
+    Unloaded,
+    Token,
+    Done,
+    Error,
+    Serving,
+    ServingStopped,
+    ApiRequest,
+    ApiStarted,
+    ApiFinished,
+]
 Message = Union[Request, Event]  # noqa: UP007
 
-REQUEST_TYPES: tuple[type[Any], ...] = (Load, Chat, Stop, Unload, Shutdown)
-EVENT_TYPES: tuple[type[Any], ...] = (Hello, LoadProgress, Loaded, Unloaded, Token, Done, Error)
+REQUEST_TYPES: tuple[type[Any], ...] = (Load, Chat, Stop, Unload, Shutdown, Serve, StopServing)
+EVENT_TYPES: tuple[type[Any], ...] = (
+    Hello,
+    LoadProgress,
+    Loaded,
+    Unloaded,
+    Token,
+    Done,
+    Error,
+    Serving,
+    ServingStopped,
+    ApiRequest,
+    ApiStarted,
+    ApiFinished,
+)
 _TYPES: dict[str, type[Any]] = {cls.type: cls for cls in (*REQUEST_TYPES, *EVENT_TYPES)}
 _HINTS: dict[type[Any], dict[str, Any]] = {
     cls: typing.get_type_hints(cls) for cls in _TYPES.values()

@@ -17,7 +17,9 @@ Channels:
 
 Threads: a reader thread parses stdin, answers ``Stop`` at once (it sets an event
 the generation loop checks at every token) and hands the other requests to the
-main thread, which runs them one at a time.
+main thread, which runs them one at a time. While serving other apps (``Serve``), an
+HTTP server runs in threads of its own (:mod:`desktop.engine.api_server`) and puts
+their requests on the same queue: the window's chat waits its turn behind them.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from typing import Any, BinaryIO
 from desktop.core.llama_log import parse_load_log
 from desktop.core.threads import default_threads, usable_cpus
 from desktop.engine import protocol as p
+from desktop.engine.api_jobs import ApiJob, run_api_job, served_model
 
 _GGUF_MAGIC = b"GGUF"
 _GGUF_VERSIONS = (2, 3)
@@ -150,13 +153,20 @@ class Worker:
         self._log = _LogCapture(llama_cpp)
         self._llama: Any = None
         self._prompt_length: _PromptLength | None = None
-        self._requests: queue.Queue[p.Request | None] = queue.Queue()
+        self._requests: queue.Queue[p.Request | ApiJob | None] = queue.Queue()
         self._stop = threading.Event()
         self._busy = threading.Lock()  # guards _busy_flag
         self._busy_flag = False  # from accepting a request until just before its last event
         self._progress_callback: Any = None
         init = inspect.signature(llama_cpp.Llama.__init__).parameters
         self._llama_params = frozenset(init)
+        # Serving other apps (desktop.engine.api_server, imported on the first Serve).
+        self._api: Any = None
+        self._running: p.Request | None = None  # what the main thread works on
+        self._unavailable = ""  # why there is no model, for the API's 503 answers
+        self._chat_lock = threading.Lock()  # guards the two below
+        self._queued_chat: str | None = None  # a chat accepted but not started yet
+        self._cancelled_chats: set[str] = set()  # stopped before they started
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -177,6 +187,12 @@ class Worker:
             request = self._requests.get()
             if request is None or isinstance(request, p.Shutdown):
                 break
+            if isinstance(request, ApiJob):
+                self._run_api_job(request)
+                continue
+            if isinstance(request, p.Chat) and not self._start_chat(request):
+                continue  # stopped while it waited: its Done went out then
+            self._running = request
             try:
                 terminal = self._handle(request)
             except _RequestFailed as failed:
@@ -191,7 +207,9 @@ class Worker:
                     id=request.id,
                 )
                 traceback.print_exc()
+            self._running = None
             self._finish(terminal)
+        self._stop_serving()
         self._free_model()
         return 0
 
@@ -218,6 +236,9 @@ class Worker:
                 continue
             if isinstance(request, p.Stop):
                 self._stop.set()
+                self._cancel_queued_chat()
+            elif isinstance(request, p.Serve | p.StopServing):
+                self._serve_request(request)
             elif isinstance(request, p.Shutdown):
                 self._stop.set()
                 self._requests.put(request)
@@ -237,6 +258,8 @@ class Worker:
                     continue
                 if isinstance(request, p.Chat):
                     self._stop.clear()  # a Stop sent after this chat must reach it
+                    with self._chat_lock:
+                        self._queued_chat = request.id
                 self._requests.put(request)
             else:
                 self._send(
@@ -260,6 +283,88 @@ class Worker:
             return p.Unloaded(id=request.id)
         raise AssertionError(f"unexpected request {request!r}")
 
+    # ------------------------------------------------------------------ other apps
+
+    def _serve_request(self, request: p.Serve | p.StopServing) -> None:
+        """Start or stop the HTTP server (on the reader thread: it needs no model)."""
+        if isinstance(request, p.StopServing):
+            self._stop_serving()
+            self._send(p.ServingStopped(id=request.id))
+            return
+        from desktop.engine.api_server import ApiServer, ServeFailed  # only when serving
+
+        if self._api is None:
+            self._api = ApiServer(
+                submit=self._submit_api_job, state=self._api_state, send=self._send
+            )
+        self._unavailable = request.unavailable_reason
+        try:
+            self._send(self._api.start(request))
+        except ServeFailed as exc:
+            self._send(p.Error(kind="serve_failed", message=str(exc), id=request.id))
+
+    def _stop_serving(self) -> None:
+        if self._api is not None:
+            self._api.stop()
+
+    def _submit_api_job(self, job: ApiJob) -> int:
+        waiting = self._requests.qsize() + (1 if self._running is not None else 0)
+        self._requests.put(job)
+        return waiting
+
+    def _api_state(self) -> Any:
+        from desktop.engine.api_server import NO_MODEL, ModelState
+
+        model = served_model(self._llama)
+        if model is not None:
+            self._unavailable = ""  # a model is back: an earlier crash is history
+        return ModelState(
+            model=model,
+            loading=isinstance(self._running, p.Load),
+            unavailable=self._unavailable or NO_MODEL,
+        )
+
+    def _run_api_job(self, job: ApiJob) -> None:
+        from desktop.engine.api_server import NO_MODEL
+
+        prompt_length = self._prompt_length
+        run_api_job(
+            job,
+            self._llama,
+            self._llama_cpp,
+            (lambda: prompt_length.last) if prompt_length is not None else (lambda: 0),
+            self._send,
+            self._unavailable or NO_MODEL,
+        )
+
+    def _start_chat(self, request: p.Chat) -> bool:
+        """Mark the window's chat as started; False when it was stopped while it waited."""
+        with self._chat_lock:
+            if request.id in self._cancelled_chats:
+                self._cancelled_chats.discard(request.id)
+                return False
+            self._queued_chat = None
+            return True
+
+    def _cancel_queued_chat(self) -> None:
+        """A Stop for a chat still waiting behind other apps' requests answers it now."""
+        with self._chat_lock:
+            chat_id, self._queued_chat = self._queued_chat, None
+            if chat_id is None:
+                return
+            self._cancelled_chats.add(chat_id)
+        self._finish(
+            p.Done(
+                prompt_tokens=0,
+                generated_tokens=0,
+                ttft_s=0.0,
+                prompt_tokens_per_s=0.0,
+                gen_tokens_per_s=0.0,
+                stop_reason="user",
+                id=chat_id,
+            )
+        )
+
     # ------------------------------------------------------------------ load
 
     def _load(self, req: p.Load) -> p.Event:
@@ -269,8 +374,9 @@ class Worker:
         path = Path(req.path)
         _check_gguf_file(path)
         kwargs = self._llama_kwargs(req)
+        remote = _remote_device_list(req)  # other computers' devices (desktop.engine.rpc)
         started = time.monotonic()
-        with self._log.capture() as log, self._progress_reported(req.id):
+        with self._log.capture() as log, self._progress_reported(req.id), _devices_for(remote):
             try:
                 llama = self._llama_cpp.Llama(**kwargs)
             except Exception as exc:
@@ -486,6 +592,77 @@ class _PromptLength:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+#: How long registering the other computers' RPC servers may take before the load gives up.
+RPC_REGISTER_TIMEOUT_S = 20.0
+
+
+def _remote_device_list(req: p.Load) -> list[int] | None:
+    """Register ``req.rpc_servers``; the devices the load uses (None: llama.cpp's own list).
+
+    llama.cpp aborts the process when a server cannot be reached, so each one is checked
+    first; registration lasts for the process, so once any server is registered every load
+    names its devices: the chosen servers' devices, then this computer's GPUs.
+    """
+    from desktop.engine import rpc
+
+    if not req.rpc_servers and not rpc.registered_devices():
+        return None
+    for endpoint in req.rpc_servers:
+        why = rpc.check_reachable(endpoint)
+        if why is not None:
+            raise _RequestFailed(
+                "remote_device",
+                f"The computer at {endpoint} did not answer: {why}. Start sharing there, or "
+                "load without it.",
+                endpoint=endpoint,
+            )
+    done: dict[str, list[int]] = {}
+    failed: list[BaseException] = []
+
+    def register() -> None:
+        try:
+            done.update(rpc.register_servers(list(req.rpc_servers)))
+        except BaseException as exc:  # reported below, as a sentence
+            failed.append(exc)
+
+    thread = threading.Thread(target=register, name="rpc-register", daemon=True)
+    thread.start()
+    thread.join(RPC_REGISTER_TIMEOUT_S)
+    if thread.is_alive() or failed:
+        where = ", ".join(req.rpc_servers)
+        raise _RequestFailed(
+            "remote_device",
+            f"The RPC server at {where} accepted the connection but did not answer within "
+            f"{RPC_REGISTER_TIMEOUT_S:g} s. It may be serving another computer; try again, "
+            "or load without it."
+            if not failed
+            else f"The RPC server at {where} could not be used: {failed[0]}.",
+        )
+    return [d for endpoint in req.rpc_servers for d in done[endpoint]] + rpc.local_gpu_devices()
+
+
+@contextlib.contextmanager
+def _devices_for(devices: list[int] | None) -> Iterator[None]:
+    """Load with exactly ``devices`` (llama_model_params.devices, NULL-terminated)."""
+    if devices is None:
+        yield
+        return
+    module: Any = sys.modules["llama_cpp.llama_cpp"]
+    original = module.llama_model_default_params
+    array = (ctypes.c_void_p * (len(devices) + 1))(*devices, None)
+
+    def default_params() -> Any:
+        params = original()
+        params.devices = ctypes.cast(array, ctypes.c_void_p)
+        return params
+
+    module.llama_model_default_params = default_params
+    try:
+        yield
+    finally:
+        module.llama_model_default_params = original
 
 
 def _default_threads() -> int:
