@@ -22,6 +22,7 @@ import os
 import sys
 import time
 import traceback
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from desktop.core.settings import UserSettings
     from desktop.services.download_manager import DownloadManager
     from desktop.services.engine_api import EngineLike
+    from desktop.services.library_sync import LibrarySync
     from desktop.services.load_request import LoadRequest
     from desktop.services.monitor import Monitor
     from desktop.services.run_recorder import RunRecorder
@@ -245,13 +247,14 @@ def _load_catalog_rows() -> list[ModelRow]:
     return catalog_rows(load_catalog())
 
 
-def _scan_library(folders: list[Path]) -> list[ModelRow]:
+def _scan_library(folders: list[Path], files: Sequence[Path] = ()) -> list[ModelRow]:
     """Runs on the thread pool: GGUF files on this computer (headers read, bounded).
 
-    The first time, the starter model (Gemma 3 270M, shipped as a Python package) is written
-    into the models folder, so a fresh install can chat at once without any download.
+    The first time, the starter chat model (SmolLM2 135M Instruct, shipped in a package) is
+    written into the models folder, so a fresh install can chat at once without any download.
     """
-    from desktop.core.library import ensure_starter_model, scan
+    from desktop.core.added_models import scan_local
+    from desktop.core.library import ensure_starter_model
     from desktop.core.rows import library_rows
 
     if folders:
@@ -259,7 +262,96 @@ def _scan_library(folders: list[Path]) -> list[ModelRow]:
             ensure_starter_model(folders[0])
         except OSError as exc:  # a full or read-only disk: the scan still lists the rest
             log.warning("could not write the starter model: %s", exc)
-    return library_rows(scan(folders))
+    return library_rows(scan_local(folders, files))  # files: opened or dropped by hand
+
+
+def _library_sources(settings: UserSettings) -> tuple[list[Path], list[Path]]:
+    """The folders scanned for models (the app's first) and the files added by hand."""
+    folders = [settings.models_path, *(Path(f).expanduser() for f in settings.extra_folders)]
+    return folders, [Path(f) for f in settings.extra_files]
+
+
+def _wire_library(
+    window: MainWindow,
+    on_rows: Callable[[list[ModelRow]], None],
+    on_error: Callable[[BaseException], None],
+    scan: Callable[[list[Path], list[Path]], list[ModelRow]] = _scan_library,
+) -> LibrarySync:
+    """The local models: scanned at start, when a watched models folder changes (a file
+    copied in shows up without a restart), and when a file is opened or dropped (then it is
+    selected)."""
+    from desktop.services.library_sync import LibrarySync
+
+    library = LibrarySync(scan, window)
+    library.set_sources(*_library_sources(window.settings))
+    select: list[str] = []
+
+    def on_scanned(rows: list[ModelRow]) -> None:
+        on_rows(rows)
+        if select:
+            window.select_model(select.pop())
+            select.clear()
+
+    def on_files_added(paths: list[Path]) -> None:
+        select[:] = [str(paths[0])]
+        library.set_sources(*_library_sources(window.settings))
+        library.scan_now()
+
+    library.scanned.connect(on_scanned)
+    library.failed.connect(on_error)
+    window.model_opener.filesAdded.connect(on_files_added)
+    return library
+
+
+def _wire_last_model(window: MainWindow, engine: EngineLike, chat: ChatPanel) -> None:
+    """Remember each load that worked, and (when the setting is on) load it again at start.
+
+    A crash forgets it: a model that ran the computer out of memory must not be loaded again
+    by itself at the next start. The chat's Enter key follows the settings too.
+    """
+    import dataclasses
+
+    from desktop.engine import protocol as p
+
+    def on_loaded(_loaded: object) -> None:
+        load = engine.last_load
+        if load is None:
+            return
+        fields = dataclasses.asdict(load)
+        fields.pop("id", None)
+        if fields != window.settings.last_load:
+            window.update_settings(last_load=fields)
+
+    def on_crashed(*_args: object) -> None:
+        if window.settings.last_load:
+            window.update_settings(last_load={})
+
+    def reload_at_start() -> None:
+        settings = window.settings
+        saved = settings.last_load
+        if not settings.reload_last_model or not saved or engine.model is not None:
+            return
+        if not Path(str(saved.get("path", ""))).is_file():
+            window.statusBar().showMessage(
+                f"The model loaded last ({Path(str(saved.get('path'))).name}) is gone; "
+                "pick one in the Models table.",
+                10_000,
+            )
+            return
+        try:
+            load = p.decode(p.encode(p.Load(**{k: v for k, v in saved.items() if k != "id"})))
+        except (TypeError, ValueError) as exc:  # a hand-edited or older settings file
+            log.warning("cannot reload the last model: %s", exc)
+            return
+        assert isinstance(load, p.Load)
+        window.statusBar().showMessage(f"Loading {Path(load.path).name} again…", 8000)
+        engine.load(load)
+
+    engine.loaded.connect(on_loaded)
+    engine.crashed.connect(on_crashed)
+    window.firstShown.connect(reload_at_start)
+    chat.set_enter_sends(window.settings.enter_sends)
+    window.settingsChanged.connect(lambda new: chat.set_enter_sends(new.enter_sends))
 
 
 def _detect_hardware() -> tuple[HardwareProfile, str, SpeedFigures]:
@@ -302,8 +394,11 @@ def _wire_panels(
         plots.set_prediction(request.plan)  # None: a load nobody planned
         if request.row is not None and request.plan is not None:
             chat.set_model_name(request.model_name)
+        chat.set_base_model(request.spec.base_model if request.spec is not None else None)
 
     engine.loadStarted.connect(on_load_started)
+    # A failed load kept (or brought back) the model that worked: every label names it again.
+    engine.modelKept.connect(on_load_started)
     engine.unloaded.connect(lambda *_: plots.set_prediction(None))
     # The chat's "reload with fewer layers" is a load like any other: the load controls
     # follow it (their slider included) through the engine client's loadStarted.
@@ -394,6 +489,7 @@ def assemble(
     )
     history = ChatHistory(history_path)
     monitor = Monitor(window)
+    engine.set_memory_facts(monitor.memory_facts)  # a crash is explained by what was free
     downloads = DownloadManager(window)
     chat = ChatPanel(engine, history)
     plots = MonitorPanel(monitor)
@@ -404,6 +500,7 @@ def assemble(
     recorder.figuresChanged.connect(state.set_figures)
     _wire_calibration(window, recorder)
     _wire_panels(window, engine, monitor, downloads, chat, plots)
+    _wire_last_model(window, engine, chat)
     return Workbench(
         state, table, window, engine, history, monitor, downloads, chat, plots, recorder
     )
@@ -487,9 +584,11 @@ def main() -> int:
         log.error("scanning for local models failed", exc_info=exc)
         finished("library")
 
+    library = _wire_library(window, on_library, on_library_error)
+
     def scan_library(current: UserSettings) -> Task:
-        folders = [current.models_path, *(Path(f).expanduser() for f in current.extra_folders)]
-        return run_in_thread(lambda: _scan_library(folders), on_library, on_library_error)
+        library.set_sources(*_library_sources(current))
+        return library.scan_now()
 
     def on_profile(detected: tuple[HardwareProfile, str, SpeedFigures]) -> None:
         profile, machine, figures = detected
@@ -511,6 +610,7 @@ def main() -> int:
         tasks.append(scan_library(settings))
 
     def shutdown() -> None:
+        library.cancel()
         for task in tasks:
             task.cancel()
         downloads.shutdown()

@@ -86,6 +86,7 @@ def saved_note(message: ChatMessage) -> str:
 class Turn:
     role: Literal["user", "assistant"]
     content: str
+    message_id: int | None = None  # in the history (edit and regenerate delete from it)
 
 
 @dataclass
@@ -141,7 +142,11 @@ class ChatSession:
                 self.stored_system = message.content
                 continue
             self.turns.append(
-                Turn("user" if message.role == "user" else "assistant", message.content)
+                Turn(
+                    "user" if message.role == "user" else "assistant",
+                    message.content,
+                    message.id,
+                )
             )
             shown.append(message)
         return shown
@@ -166,10 +171,70 @@ class ChatSession:
         if system != self.stored_system:
             history.add_message(self.conversation_id, "system", system)
             self.stored_system = system
-        history.add_message(self.conversation_id, "user", question)
+        message_id = history.add_message(self.conversation_id, "user", question)
         messages = self.context(system, question)
-        self.turns.append(Turn("user", question))
+        self.turns.append(Turn("user", question, message_id))
         return messages, created
+
+    def save_sampling(self, sampling: dict[str, Any]) -> None:
+        """Store the chat's sampler settings with it (nothing to do before it is saved)."""
+        if self.conversation_id is not None:
+            self.history.set_conversation_sampling(self.conversation_id, sampling)
+
+    # ------------------------------------------------------------------ edit, regenerate
+
+    @property
+    def can_regenerate(self) -> bool:
+        """True when the chat ends with an answer (complete or cut off) that can be rewritten."""
+        turns = self.turns
+        return (
+            self.answer is None
+            and len(turns) >= 2
+            and turns[-1].role == "assistant"
+            and turns[-1].message_id is not None
+            and turns[-2].role == "user"
+        )
+
+    def regenerate(self, system: str) -> list[dict[str, str]]:
+        """Drop the last answer (from the history too); return what the model reads to
+        answer the last question again (then :meth:`begin_answer` as for a new question)."""
+        if not self.can_regenerate:
+            raise ValueError("there is no answer to regenerate")
+        assert self.conversation_id is not None
+        answer = self.turns[-1]
+        assert answer.message_id is not None
+        self.history.delete_messages_from(self.conversation_id, answer.message_id)
+        question = self.turns[-2]
+        self.turns = self.turns[:-2]
+        self._reload_stored_system()
+        if system != self.stored_system:
+            self.history.add_message(self.conversation_id, "system", system)
+            self.stored_system = system
+        messages = self.context(system, question.content)
+        self.turns.append(question)
+        return messages
+
+    def truncate(self, turn_index: int) -> None:
+        """Forget the turn ``turn_index`` and every later one, in the history too (editing a
+        question drops what followed it); the edited question is then asked anew."""
+        if self.answer is not None:
+            raise ValueError("an answer is being written")
+        if not 0 <= turn_index < len(self.turns):
+            raise ValueError(f"there is no turn {turn_index}")
+        first = self.turns[turn_index]
+        if self.conversation_id is not None and first.message_id is not None:
+            self.history.delete_messages_from(self.conversation_id, first.message_id)
+        self.turns = self.turns[:turn_index]
+        self._reload_stored_system()
+
+    def _reload_stored_system(self) -> None:
+        """The system prompt the history now ends with (after messages were deleted)."""
+        self.stored_system = ""
+        if self.conversation_id is None:
+            return
+        for message in self.history.messages(self.conversation_id):
+            if message.role == "system":
+                self.stored_system = message.content
 
     def begin_answer(self, chat_id: str, *, model: str, settings: dict[str, Any]) -> Answer:
         """The answer to the last question starts (stored empty, "streaming")."""
@@ -217,7 +282,8 @@ class ChatSession:
         return text
 
     def _close(self, text: str) -> None:
-        self.turns.append(Turn("assistant", text))
+        answer = self.answer
+        self.turns.append(Turn("assistant", text, answer.message_id if answer else None))
         self.answer = None
 
     # ------------------------------------------------------------------ context

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, cast
@@ -24,7 +24,7 @@ from typing import Any, Literal, cast
 import platformdirs
 
 APP_NAME = "llm-workbench"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: conversations.sampling (the chat's sampler settings)
 
 Role = Literal["system", "user", "assistant"]
 Status = Literal["complete", "interrupted", "streaming"]
@@ -34,7 +34,8 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS conversations (
     id INTEGER PRIMARY KEY,
     title TEXT NOT NULL,
-    created REAL NOT NULL
+    created REAL NOT NULL,
+    sampling TEXT NOT NULL DEFAULT '{}'
 );
 CREATE TABLE IF NOT EXISTS messages (
     id INTEGER PRIMARY KEY,
@@ -62,6 +63,7 @@ class Conversation:
     id: int
     title: str
     created: float  # seconds since the epoch
+    sampling: dict[str, Any] = field(default_factory=dict)  # the chat's sampler settings
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,12 @@ class ChatHistory:
         for statement in _SCHEMA.split(";"):
             if statement.strip():
                 self._conn.execute(statement)
+        # A file from schema 1 has conversations without the sampling column: add it.
+        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(conversations)")}
+        if "sampling" not in columns:
+            self._conn.execute(
+                "ALTER TABLE conversations ADD COLUMN sampling TEXT NOT NULL DEFAULT '{}'"
+            )
         self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     # ------------------------------------------------------------------ conversations
@@ -138,9 +146,55 @@ class ChatHistory:
     def list_conversations(self) -> list[Conversation]:
         """Newest first."""
         rows = self._conn.execute(
-            "SELECT id, title, created FROM conversations ORDER BY created DESC, id DESC"
+            "SELECT id, title, created, sampling FROM conversations"
+            " ORDER BY created DESC, id DESC"
         ).fetchall()
-        return [Conversation(row["id"], row["title"], row["created"]) for row in rows]
+        return [_conversation(row) for row in rows]
+
+    def conversation(self, conversation_id: int) -> Conversation:
+        row = self._conn.execute(
+            "SELECT id, title, created, sampling FROM conversations WHERE id = ?",
+            (conversation_id,),
+        ).fetchone()
+        if row is None:
+            raise HistoryError(f"there is no conversation {conversation_id}")
+        return _conversation(row)
+
+    def search_conversations(self, query: str) -> list[Conversation]:
+        """Conversations whose title or any message contains ``query`` (any case), newest
+        first; every conversation for an empty query."""
+        words = query.split()
+        if not words:
+            return self.list_conversations()
+        # Every word must appear, in the title or in some message (LIKE is case-blind for
+        # ASCII; % and _ in the query are matched literally).
+        clauses = []
+        params: list[str] = []
+        for word in words:
+            escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            pattern = f"%{escaped}%"
+            clauses.append(
+                "(c.title LIKE ? ESCAPE '\\' OR EXISTS (SELECT 1 FROM messages m"
+                " WHERE m.conversation_id = c.id AND m.role != 'system'"
+                " AND m.content LIKE ? ESCAPE '\\'))"
+            )
+            params += [pattern, pattern]
+        rows = self._conn.execute(
+            "SELECT c.id, c.title, c.created, c.sampling FROM conversations c WHERE "
+            + " AND ".join(clauses)
+            + " ORDER BY c.created DESC, c.id DESC",
+            params,
+        ).fetchall()
+        return [_conversation(row) for row in rows]
+
+    def set_conversation_sampling(self, conversation_id: int, sampling: dict[str, Any]) -> None:
+        """Store the chat's sampler settings (they come back when the chat is opened)."""
+        with self._transaction():
+            cursor = self._conn.execute(
+                "UPDATE conversations SET sampling = ? WHERE id = ?",
+                (json.dumps(sampling), conversation_id),
+            )
+        _require(cursor, "conversation", conversation_id)
 
     # ------------------------------------------------------------------ messages
 
@@ -236,6 +290,16 @@ class ChatHistory:
             )
         _require(cursor, "message", message_id)
 
+    def delete_messages_from(self, conversation_id: int, message_id: int) -> int:
+        """Delete the message ``message_id`` and every later one of the conversation (edit and
+        resend, regenerate); return how many were deleted."""
+        with self._transaction():
+            cursor = self._conn.execute(
+                "DELETE FROM messages WHERE conversation_id = ? AND id >= ?",
+                (conversation_id, message_id),
+            )
+        return cursor.rowcount
+
     def messages(self, conversation_id: int) -> list[ChatMessage]:
         """The conversation's messages in the order they were added."""
         rows = self._conn.execute(
@@ -300,6 +364,19 @@ def _rowid(cursor: sqlite3.Cursor) -> int:
 def _require(cursor: sqlite3.Cursor, what: str, key: int) -> None:
     if cursor.rowcount == 0:
         raise HistoryError(f"there is no {what} {key}")
+
+
+def _conversation(row: sqlite3.Row) -> Conversation:
+    try:
+        sampling = json.loads(row["sampling"])
+    except ValueError:
+        sampling = {}
+    return Conversation(
+        row["id"],
+        row["title"],
+        row["created"],
+        sampling if isinstance(sampling, dict) else {},
+    )
 
 
 def _message(row: sqlite3.Row) -> ChatMessage:

@@ -8,6 +8,12 @@ old or hand-edited file never stops the app from starting):
 * ``extra_folders`` - more folders scanned for GGUF files.
 * ``last_model`` - the model last selected (a path, or ``repo:file`` for the catalog).
 * ``n_ctx`` - the context length the models table estimates for.
+* ``extra_files`` - GGUF files opened (File > Open model) or dropped on the window from
+  outside the folders above; they are listed like the folders' files.
+* ``enter_sends`` - Enter sends a chat message and Shift+Enter makes a new line (true); false:
+  Enter makes a new line and Ctrl+Enter sends.
+* ``reload_last_model`` - load the model that was loaded last when the app starts (false).
+* ``last_load`` - that load's settings (the worker's Load request fields), kept for it.
 * ``window_geometry`` / ``window_state`` - the main window's size, place and splitters,
   as Qt saves them (base64 text, opaque here).
 
@@ -71,6 +77,12 @@ class UserSettings:
     n_ctx: int = DEFAULT_N_CTX
     window_geometry: str = ""  # base64 of QMainWindow.saveGeometry()
     window_state: str = ""  # base64 of the window's splitter / dock state
+    extra_files: tuple[str, ...] = ()  # GGUF files opened or dropped from elsewhere
+    enter_sends: bool = True  # Enter sends, Shift+Enter: new line (false: Ctrl+Enter sends)
+    # Off by default: a start should not take gigabytes of memory unasked, nor load again a
+    # model that made the computer run out of memory last time.
+    reload_last_model: bool = False
+    last_load: dict[str, Any] = dataclasses.field(default_factory=dict)  # protocol Load fields
 
     @property
     def models_path(self) -> Path:
@@ -82,6 +94,7 @@ class UserSettings:
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["extra_folders"] = list(self.extra_folders)
+        data["extra_files"] = list(self.extra_files)
         return data
 
     @classmethod
@@ -106,6 +119,18 @@ class UserSettings:
             values["extra_folders"] = tuple(
                 dict.fromkeys(f for f in folders if isinstance(f, str) and f)
             )
+        files = data.get("extra_files")
+        if isinstance(files, list):
+            values["extra_files"] = tuple(
+                dict.fromkeys(f for f in files if isinstance(f, str) and f)
+            )
+        for key in ("enter_sends", "reload_last_model"):
+            flag = data.get(key)
+            if isinstance(flag, bool):
+                values[key] = flag
+        last_load = data.get("last_load")
+        if isinstance(last_load, dict) and isinstance(last_load.get("path"), str):
+            values["last_load"] = dict(last_load)
         return dataclasses.replace(defaults, **values)
 
 

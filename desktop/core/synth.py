@@ -154,6 +154,8 @@ def _add_metadata(writer: gguf.GGUFWriter, m: SynthModel) -> None:
     for key, value in m.extra_kv.items():
         if isinstance(value, int):
             writer.add_uint32(key, value)
+        elif isinstance(value, float):
+            writer.add_float32(key, value)
         elif isinstance(value, str):
             writer.add_string(key, value)
     tokens, scores, types = _tokens(m.n_vocab)

@@ -92,6 +92,10 @@ class ChatEngine(EngineEvents, Protocol):
         """Load the last model again with another GPU layer count."""
         ...
 
+    def unload(self) -> str | None:
+        """Free the model (answered by ``unloaded``); None when there is no worker to ask."""
+        ...
+
 
 class EngineLike(ChatEngine, Protocol):
     """Everything the window and the app use: the chat panel's part, loading and quitting."""
@@ -104,6 +108,9 @@ class EngineLike(ChatEngine, Protocol):
     def load(self, request: p.Load | LoadRequest) -> str:
         """Queue a model load (starting the worker if needed); return the request id."""
         ...
+
+    @property
+    def modelKept(self) -> SignalInstance: ...  # (LoadRequest) a failed load kept this model
 
     def shutdown(self, wait_ms: int = 5000) -> None:
         """Ask the worker to exit and wait for it (blocking: when the app quits)."""

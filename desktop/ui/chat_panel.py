@@ -12,7 +12,15 @@ rather than keeping copies:
   20 times a second and less often when an answer is long, so a fast model never floods the
   event loop;
 * when ``done`` arrives the answer shows its speed, time to first token and token count;
-* Ctrl+Enter sends, Esc stops, Ctrl+N starts a new chat (while focus is in the panel);
+* Enter sends and Shift+Enter makes a new line (or, with ``enter_sends`` off in the
+  Settings, Enter makes a new line); Ctrl+Enter always sends, Esc stops, Ctrl+N starts a new
+  chat (while focus is in the panel);
+* each chat has its own sampling (:class:`~desktop.ui.sampling_panel.SamplingPanel`: presets,
+  the loaded model's recommended values where its file has them), stored with the chat;
+* the last answer can be written again (Regenerate), a question edited and sent again (what
+  followed it is dropped), any message copied; chats can be searched, renamed and exported
+  (Markdown or JSON) from the list on the left (:class:`~desktop.ui.chat_list.ChatList`);
+* Unload frees the model (through the engine client, which owns loading);
 * every message is saved as it happens (see :mod:`desktop.core.conversation`), a long answer
   checkpointed every few seconds, so even a crash of the app keeps most of it;
 * when the worker crashes, runs out of memory or cannot stop in time, the chat says so in
@@ -25,17 +33,26 @@ chatting"; past conversations can still be read.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import re
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QPoint, Qt, QTimer, Signal
-from PySide6.QtGui import QFont, QKeySequence, QShortcut
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
+from PySide6.QtGui import (
+    QFont,
+    QGuiApplication,
+    QKeyEvent,
+    QKeySequence,
+    QShortcut,
+    QTextCursor,
+)
 from PySide6.QtWidgets import (
+    QFileDialog,
     QFrame,
     QHBoxLayout,
     QLabel,
-    QMenu,
     QMessageBox,
     QPlainTextEdit,
     QPushButton,
@@ -46,6 +63,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop.core.chat_export import export_chat
 from desktop.core.conversation import (
     DEFAULT_CHECKPOINT_S,
     ChatSession,
@@ -53,13 +71,18 @@ from desktop.core.conversation import (
     saved_note,
     stats_line,
 )
-from desktop.core.history import ChatHistory, ChatMessage
-from desktop.core.sampling import Sampling
+from desktop.core.gguf import GGUFError, read_header_file
+from desktop.core.history import ChatHistory, ChatMessage, HistoryError
+from desktop.core.sampling import Sampling, recommended_sampling, sampling_from_dict
 from desktop.engine import protocol as p
 from desktop.services.engine_api import ChatEngine
 from desktop.services.signals import emit
-from desktop.ui.chat_parts import ConversationList, EmptyChat, ErrorBar
+from desktop.services.tasks import Task, run_in_thread
+from desktop.ui.base_model_note import NO_TEMPLATE, BaseModelBanner
+from desktop.ui.chat_list import ChatList
+from desktop.ui.chat_parts import EmptyChat, ErrorBar
 from desktop.ui.icons import glyph_icon
+from desktop.ui.sampling_panel import RECOMMENDED, SamplingPanel
 from desktop.ui.transcript import Transcript
 from desktop.ui.widgets import HintLabel
 
@@ -90,12 +113,17 @@ _STATUS = {
 _MEMORY_KINDS = frozenset({"killed", "aborted", "out_of_memory"})
 _NO_RELOAD_KINDS = frozenset(
     {"illegal_instruction", "failed_to_start", "not_loaded", "bad_template", "busy", "protocol"}
+    # The file itself makes llama.cpp abort: reloading it would abort again (the message
+    # offers another file, another quantization or a new download instead).
+    | {"aborted_by_file"}
 )
 #: The error bar's short sentence per failure kind (the chat has the whole explanation).
 _HEADLINES = {
     "killed": "The model ran out of memory and was stopped.",
     "out_of_memory": "The model ran out of memory.",
     "aborted": "llama.cpp aborted the model.",
+    "aborted_by_file": "llama.cpp aborted on this file: pick another file or quantization.",
+    "killed_from_outside": "The model worker was ended from outside the app.",
     "segfault": "The model worker crashed.",
     "bus_error": "The model worker crashed reading the model file.",
     "signal": "The model worker was ended.",
@@ -137,7 +165,10 @@ class ChatPanel(QWidget):
         self._engine = engine_client
         self._history = history
         self.session = ChatSession(history, checkpoint_s=checkpoint_s)
-        self.sampling = sampling or Sampling()
+        self._enter_sends = True
+        self._editing_turn: int | None = None  # the question being edited, if any
+        self._recommended_task: Task | None = None
+        self.export_dialog: QFileDialog | None = None
         self._model_name = ""  # set by the window; else from the file name
         # The model the chat last saw loaded: it outlives a crash (the engine forgets its
         # model then), so the fix button can offer fewer layers than it really had.
@@ -147,6 +178,8 @@ class ChatPanel(QWidget):
         self.setMinimumSize(560, 360)
 
         self._build()
+        self.sampling_panel.set_sampling(sampling or Sampling())
+        self._update_sampling_toggle()
         self._render_timer = QTimer(self)
         self._render_timer.setSingleShot(True)
         self._render_timer.timeout.connect(self._render)
@@ -156,6 +189,7 @@ class ChatPanel(QWidget):
             ("Ctrl+Enter", self.send),
             ("Esc", self.stop),
             (QKeySequence.StandardKey.New, self.new_chat),
+            ("Ctrl+R", self.regenerate),
         ):
             shortcut = QShortcut(QKeySequence(keys), self)
             shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
@@ -172,6 +206,8 @@ class ChatPanel(QWidget):
         self.refresh_history()
         self._update_model_label()
         self._update_controls()
+        if engine_client.model is not None:
+            self._ask_recommended()
 
     # ------------------------------------------------------------------ building
 
@@ -182,17 +218,19 @@ class ChatPanel(QWidget):
         self.new_chat_button.setToolTip("Start a new chat (Ctrl+N)")
         self.new_chat_button.setAccessibleName("New chat")
         self.new_chat_button.clicked.connect(self.new_chat)
-        self.history_list = ConversationList(self)
-        self.history_list.customContextMenuRequested.connect(self._history_menu)
+        self.chat_list = ChatList(self)
+        self.history_list = self.chat_list.list
         self.history_list.itemSelectionChanged.connect(self._on_history_selected)
-        history_title = HintLabel("Earlier chats", self)
+        self.chat_list.searchChanged.connect(lambda _query: self.refresh_history())
+        self.chat_list.renameRequested.connect(self.rename_conversation)
+        self.chat_list.exportRequested.connect(self.open_export_dialog)
+        self.chat_list.deleteRequested.connect(self._confirm_delete)
         side = QWidget(self)
         side_layout = QVBoxLayout(side)
         side_layout.setContentsMargins(0, 0, 6, 0)
         side_layout.addWidget(self.new_chat_button)
         side_layout.addSpacing(4)
-        side_layout.addWidget(history_title)
-        side_layout.addWidget(self.history_list, 1)
+        side_layout.addWidget(self.chat_list, 1)
         side.setMinimumWidth(170)
 
         # Right: who we talk to, the system prompt, the conversation, the input
@@ -211,11 +249,29 @@ class ChatPanel(QWidget):
         self.system_toggle.setAutoRaise(True)
         self.system_toggle.setAccessibleName("Show the system prompt")
         self.system_toggle.toggled.connect(self._toggle_system)
+        self.unload_button = QToolButton(self)
+        self.unload_button.setText("Unload")
+        self.unload_button.setToolTip("Unload the model and free its memory")
+        self.unload_button.setAccessibleName("Unload the model")
+        self.unload_button.setAutoRaise(True)
+        self.unload_button.clicked.connect(self.unload)
+        self.sampling_toggle = QToolButton(self)
+        self.sampling_toggle.setCheckable(True)
+        self.sampling_toggle.setAutoRaise(True)
+        self.sampling_toggle.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.sampling_toggle.setAccessibleName("Show the sampling settings")
+        self.sampling_toggle.toggled.connect(self._toggle_sampling)
         top = QHBoxLayout()
         top.addWidget(self.model_label)
+        top.addWidget(self.unload_button)
         top.addWidget(self.status_label)
         top.addStretch(1)
         top.addWidget(self.system_toggle)
+        top.addWidget(self.sampling_toggle)
+
+        # A base model continues text instead of answering: the chat says so while it is loaded.
+        self.base_banner = BaseModelBanner(self)
+        self._base_reason: str | None = None  # the loaded model's, from its load request
 
         self.system_prompt = QPlainTextEdit(self)
         self.system_prompt.setAccessibleName("System prompt")
@@ -239,9 +295,23 @@ class ChatPanel(QWidget):
         self.fix_button.clicked.connect(self._on_fix)
         self._fix_layers: int | None = None
 
+        self.edit_bar = QFrame(self)
+        self.edit_bar.setAccessibleName("Editing a message")
+        self.edit_label = HintLabel(
+            "Editing your message: Send replaces it and drops everything after it.", self
+        )
+        self.cancel_edit_button = QPushButton("Cancel editing", self)
+        self.cancel_edit_button.clicked.connect(self.cancel_edit)
+        edit_layout = QHBoxLayout(self.edit_bar)
+        edit_layout.setContentsMargins(0, 0, 0, 0)
+        edit_layout.addWidget(self.edit_label, 1)
+        edit_layout.addWidget(self.cancel_edit_button)
+        self.edit_bar.hide()
+
         self.input = QPlainTextEdit(self)
         self.input.setAccessibleName("Message")
         self.input.setTabChangesFocus(True)
+        self.input.installEventFilter(self)  # Enter / Shift+Enter
         lines = self.input.fontMetrics().lineSpacing()
         self.input.setFixedHeight(4 * lines + 14)  # four lines; longer text scrolls
         self.input.textChanged.connect(self._update_controls)
@@ -260,28 +330,45 @@ class ChatPanel(QWidget):
         input_row = QHBoxLayout()
         input_row.addWidget(self.input, 1)
         input_row.addLayout(buttons)
-        self.keys_hint = HintLabel(
-            "Ctrl+Enter sends · Esc stops the answer · Ctrl+N starts a new chat", self
-        )
+        self.keys_hint = HintLabel("", self)
+        self.regenerate_button = QToolButton(self)
+        self.regenerate_button.setText("Regenerate answer")
+        self.regenerate_button.setToolTip("Write the last answer again (Ctrl+R)")
+        self.regenerate_button.setAccessibleName("Regenerate the last answer")
+        self.regenerate_button.setAutoRaise(True)
+        self.regenerate_button.clicked.connect(self.regenerate)
+        hint_row = QHBoxLayout()
+        hint_row.addWidget(self.keys_hint, 1)
+        hint_row.addWidget(self.regenerate_button)
+        self.transcript.actionRequested.connect(self._on_message_action)
 
         main = QWidget(self)
         main_layout = QVBoxLayout(main)
         main_layout.setContentsMargins(6, 0, 0, 0)
         main_layout.setSpacing(6)
         main_layout.addLayout(top)
+        main_layout.addWidget(self.base_banner)
         main_layout.addWidget(self.system_prompt)
         main_layout.addWidget(self.stack, 1)
         main_layout.addWidget(self.error_bar)
+        main_layout.addWidget(self.edit_bar)
         main_layout.addLayout(input_row)
-        main_layout.addWidget(self.keys_hint)
+        main_layout.addLayout(hint_row)
+
+        self.sampling_panel = SamplingPanel(self)
+        self.sampling_panel.samplingChanged.connect(self._on_sampling_changed)
+        self.sampling_panel.hide()
 
         self.splitter = QSplitter(Qt.Orientation.Horizontal, self)
         self.splitter.setChildrenCollapsible(False)
         self.splitter.addWidget(side)
         self.splitter.addWidget(main)
+        self.splitter.addWidget(self.sampling_panel)
         self.splitter.setStretchFactor(0, 0)
         self.splitter.setStretchFactor(1, 1)
-        self.splitter.setSizes([220, 900])
+        self.splitter.setStretchFactor(2, 0)
+        self.splitter.setSizes([220, 900, 250])
+        self._update_keys_hint()
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 10, 0, 0)
         layout.addWidget(self.splitter)
@@ -298,6 +385,27 @@ class ChatPanel(QWidget):
         """True while an answer of this panel is streaming."""
         return self.session.answer is not None
 
+    @property
+    def sampling(self) -> Sampling:
+        """The sampler settings the next answer is written with (this chat's)."""
+        return self.sampling_panel.sampling()
+
+    @sampling.setter
+    def sampling(self, value: Sampling) -> None:
+        self.sampling_panel.set_sampling(value)
+        self._update_sampling_toggle()
+
+    @property
+    def enter_sends(self) -> bool:
+        return self._enter_sends
+
+    def set_enter_sends(self, enabled: bool) -> None:
+        """Enter sends and Shift+Enter makes a new line (True), or Enter makes a new line and
+        Ctrl+Enter sends (False)."""
+        self._enter_sends = enabled
+        self._update_keys_hint()
+        self._update_controls()
+
     def set_model_name(self, name: str) -> None:
         """The name to show and save for the loaded model (default: its file name)."""
         self._model_name = name
@@ -311,30 +419,98 @@ class ChatPanel(QWidget):
         if not text or session.answer is not None or self._engine.state != "ready":
             return
         system = self.system_prompt.toPlainText().strip()
+        if self._editing_turn is not None:
+            # The edited question replaces the old one and everything after it.
+            turn = self._editing_turn
+            self._editing_turn = None
+            self.edit_bar.hide()
+            if turn < len(session.turns):
+                session.truncate(turn)
+                self.transcript.truncate_from_turn(turn)
         messages, created = session.ask(text, system)
         if created:
             self.refresh_history()
             emit(self.conversationChanged, session.conversation_id)
-        self.transcript.add_user(text)
-        chat = p.Chat.from_sampling(messages, self.sampling)
+        self.transcript.add_user(text, len(session.turns) - 1)
+        self.input.clear()
+        self._start_answer(messages)
+
+    def regenerate(self) -> None:
+        """Write the last answer again (Ctrl+R), with the sampling now set; the old answer
+        is dropped from the chat and the history."""
+        session = self.session
+        if not session.can_regenerate or self._engine.state != "ready":
+            return
+        self.cancel_edit()
+        messages = session.regenerate(self.system_prompt.toPlainText().strip())
+        self.transcript.truncate_from_turn(len(session.turns))
+        self._start_answer(messages)
+
+    def edit_message(self, turn: int) -> None:
+        """Put the question of ``turn`` in the input to change it; Send replaces it and drops
+        what followed it (Cancel editing, or Esc, keeps the chat as it is)."""
+        turns = self.session.turns
+        if self.answering or not 0 <= turn < len(turns) or turns[turn].role != "user":
+            return
+        self._editing_turn = turn
+        self.input.setPlainText(turns[turn].content)
+        self.edit_bar.show()
+        self.input.setFocus()
+        self.input.moveCursor(QTextCursor.MoveOperation.End)
+        self._update_controls()
+
+    def cancel_edit(self) -> None:
+        if self._editing_turn is None:
+            return
+        self._editing_turn = None
+        self.edit_bar.hide()
+        self.input.clear()
+        self._update_controls()
+
+    def copy_message(self, index: int) -> str:
+        """Copy the text of the transcript's entry ``index``; return it."""
+        entries = self.transcript.entries
+        if not 0 <= index < len(entries):
+            return ""
+        text = entries[index].text
+        QGuiApplication.clipboard().setText(text)
+        self.status_label.setText("Copied the message.")
+        return text
+
+    def unload(self) -> None:
+        """Free the model (the engine client owns loading); the chat stays readable."""
+        if self.answering or self._engine.model is None:
+            return
+        self.cancel_edit()
+        self._engine.unload()
+        self._update_controls()
+
+    def _start_answer(self, messages: list[dict[str, str]]) -> None:
+        session = self.session
+        sampling = self.sampling
+        session.save_sampling(self.sampling_panel.record())
+        chat = p.Chat.from_sampling(messages, sampling)
         session.begin_answer(chat.id, model=self._name(), settings=self._settings_record())
         self._render_interval_ms = MIN_RENDER_INTERVAL_MS
-        self.transcript.begin_answer(self._name())
+        self.transcript.begin_answer(self._name(), len(session.turns))
         self.error_bar.hide()
-        self.input.clear()
         self._show_page()
         self._engine.chat(chat)
         self._update_controls()
 
     def stop(self) -> None:
-        """Stop the answer being written (Esc); what was written so far is kept."""
+        """Stop the answer being written (Esc); what was written so far is kept. Without an
+        answer, Esc stops editing a message."""
         if self.session.answer is not None and self._engine.state == "generating":
             self._engine.stop()
+        elif self.session.answer is None:
+            self.cancel_edit()
 
     def new_chat(self) -> None:
         """Start a new, empty chat (Ctrl+N); the system prompt stays as typed."""
         if self.session.answer is not None:
             return
+        self.cancel_edit()
         self.session.clear()
         self.transcript.clear_messages()
         self.error_bar.hide()
@@ -347,11 +523,13 @@ class ChatPanel(QWidget):
         """Show a saved conversation; the next message continues it."""
         if self.session.answer is not None:
             return
+        self.cancel_edit()
         messages = self.session.open(conversation_id)
         self.transcript.clear_messages()
         self.error_bar.hide()
-        for message in messages:
-            self._show_saved(message)
+        for turn, message in enumerate(messages):
+            self._show_saved(message, turn)
+        self._restore_sampling(conversation_id, messages)
         system = self.session.stored_system
         self.system_prompt.setPlainText(system)
         if system and not self.system_toggle.isChecked():
@@ -361,10 +539,53 @@ class ChatPanel(QWidget):
         emit(self.conversationChanged, conversation_id)
 
     def refresh_history(self) -> None:
-        """List the saved conversations again (newest first)."""
-        self.history_list.show_conversations(
-            self._history.list_conversations(), self.session.conversation_id
+        """List the saved conversations again (newest first), those the search finds."""
+        self.chat_list.show_conversations(
+            self._history.search_conversations(self.chat_list.query),
+            self.session.conversation_id,
         )
+
+    def rename_conversation(self, conversation_id: int, title: str) -> None:
+        """Give a chat a new title (an empty one keeps the old)."""
+        title = " ".join(title.split())
+        if title:
+            # A chat deleted meanwhile: the list below shows what is there.
+            with contextlib.suppress(HistoryError):
+                self._history.rename_conversation(conversation_id, title)
+        self.refresh_history()
+
+    def open_export_dialog(self, conversation_id: int | None = None) -> QFileDialog | None:
+        """Ask where to export a chat (default: the one shown), as Markdown or JSON."""
+        if conversation_id is None:
+            conversation_id = self.conversation_id
+        if conversation_id is None:
+            return None
+        chosen_id = conversation_id
+        title = self._history.conversation(chosen_id).title
+        dialog = QFileDialog(self, f'Export "{title}"')
+        dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
+        dialog.setNameFilters([MARKDOWN_FILTER, JSON_FILTER])
+        dialog.setDefaultSuffix("md")
+        dialog.filterSelected.connect(
+            lambda chosen: dialog.setDefaultSuffix("json" if chosen == JSON_FILTER else "md")
+        )
+        dialog.selectFile(_file_name(title) + ".md")
+        dialog.fileSelected.connect(lambda name: self.export_conversation(chosen_id, Path(name)))
+        self.export_dialog = dialog
+        dialog.open()
+        return dialog
+
+    def export_conversation(self, conversation_id: int, path: Path) -> bool:
+        """Write the chat to ``path`` (``.json``: JSON, else Markdown); say how it went."""
+        try:
+            fmt = export_chat(self._history, conversation_id, path)
+        except (OSError, HistoryError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            self.status_label.setText(f"Could not export to {path.name}: {reason}.")
+            return False
+        kind = "JSON" if fmt == "json" else "Markdown"
+        self.status_label.setText(f"Exported the chat to {path.name} ({kind}).")
+        return True
 
     def history_titles(self) -> list[str]:
         return self.history_list.titles()
@@ -378,16 +599,53 @@ class ChatPanel(QWidget):
             QTimer.singleShot(0, self, self._check_orphaned_answer)
         self._update_controls()
 
+    def set_base_model(self, reason: str | None) -> None:
+        """Why the model being loaded is a base model ("" a chat model; None: not known, then
+        the worker's fallback chat format says it)."""
+        self._base_reason = reason
+
     def _on_loaded(self, loaded: p.Loaded) -> None:
         self._last_model = loaded
+        self._ask_recommended()
         self.error_bar.hide()
+        reason = self._base_reason
+        if reason is None:
+            reason = NO_TEMPLATE if loaded.chat_template == "fallback" else ""
+        self.base_banner.show_reason(reason)
         self._update_model_label()
         self._update_controls()
 
     def _on_unloaded(self) -> None:
         self._last_model = None
+        self.sampling_panel.set_recommended(None)
+        self._update_sampling_toggle()
+        self.base_banner.show_reason("")
         self._update_model_label()
         self._update_controls()
+
+    def _ask_recommended(self) -> None:
+        """Read the loaded file's recommended sampling (its header, off the GUI thread)."""
+        last = self._engine.last_load
+        if last is None:
+            return
+        if self._recommended_task is not None:
+            self._recommended_task.cancel()
+        path = last.path
+        self._recommended_task = run_in_thread(
+            lambda: _recommended_from_file(path),
+            lambda found: self._on_recommended(path, found),
+        )
+
+    def _on_recommended(self, path: str, found: Sampling | None) -> None:
+        last = self._engine.last_load
+        if last is None or last.path != path or self._engine.model is None:
+            return  # another model loaded meanwhile, or none is
+        panel = self.sampling_panel
+        panel.set_recommended(found, self._name())
+        # A chat that has not chosen yet follows what the model's makers recommend.
+        if found is not None and not self.session.turns and panel.preset_name == "Balanced":
+            panel.apply_preset(RECOMMENDED)
+        self._update_sampling_toggle()
 
     def _on_token(self, token: p.Token) -> None:
         if not self.session.add_token(token.id, token.text):
@@ -439,6 +697,7 @@ class ChatPanel(QWidget):
             return  # it died while loading: the load panel says so
         self._show_problem(kind, message, suggestion)  # the fix reads the model it had
         self._last_model = None
+        self.base_banner.show_reason("")
         self._update_controls()
 
     def _check_orphaned_answer(self) -> None:
@@ -491,38 +750,62 @@ class ChatPanel(QWidget):
 
     # ------------------------------------------------------------------ history
 
-    def _show_saved(self, message: ChatMessage) -> None:
+    def _show_saved(self, message: ChatMessage, turn: int) -> None:
         if message.role == "user":
-            self.transcript.add_user(message.content)
+            self.transcript.add_user(message.content, turn)
             return
         self.transcript.add_answer(
             Path(message.model).stem if message.model else "Model",
             message.content,
             stats_line(message.stats),
             saved_note(message),
+            turn,
         )
+
+    def _restore_sampling(self, conversation_id: int, messages: list[ChatMessage]) -> None:
+        """The chat's own sampling: as stored with it, else as its last answer used."""
+        stored: object = self._history.conversation(conversation_id).sampling
+        if not stored:
+            answers = [m for m in messages if m.role == "assistant"]
+            stored = answers[-1].settings.get("sampling") if answers else None
+        if isinstance(stored, dict) and stored:
+            preset = stored.get("preset")
+            self.sampling_panel.set_sampling(
+                sampling_from_dict(stored), preset if isinstance(preset, str) else None
+            )
+            self._update_sampling_toggle()
+
+    def _on_sampling_changed(self, _sampling: Sampling) -> None:
+        self._update_sampling_toggle()
+        if self.session.conversation_id is not None and not self.answering:
+            self.session.save_sampling(self.sampling_panel.record())
+
+    def _on_message_action(self, action: str, index: int) -> None:
+        entries = self.transcript.entries
+        if not 0 <= index < len(entries):
+            return
+        if action == "copy":
+            self.copy_message(index)
+        elif action == "edit" and entries[index].kind == "user":
+            self.edit_message(entries[index].turn)
 
     def _on_history_selected(self) -> None:
         conversation = self.history_list.selected_conversation()
         if conversation is not None and conversation != self.session.conversation_id:
             self.open_conversation(conversation)
 
-    def _history_menu(self, position: QPoint) -> None:
-        item = self.history_list.itemAt(position)
-        if item is None or self.answering:
+    def _confirm_delete(self, conversation_id: int) -> None:
+        if self.answering:
             return
-        menu = QMenu(self)
-        delete = menu.addAction("Delete this chat…")
-        if menu.exec(self.history_list.viewport().mapToGlobal(position)) is not delete:
-            return
+        title = self._history.conversation(conversation_id).title
         answer = QMessageBox.question(
             self,
             "Delete chat",
-            f'Delete "{item.text()}" and all its messages? This cannot be undone.',
+            f'Delete "{title}" and all its messages? This cannot be undone.',
         )
         if answer != QMessageBox.StandardButton.Yes:
             return
-        if self.session.delete(self.history_list.conversation_of(item)):
+        if self.session.delete(conversation_id):
             self.new_chat()
         self.refresh_history()
 
@@ -566,17 +849,21 @@ class ChatPanel(QWidget):
         ready = state in MODEL_STATES and model is not None
         answering = self.answering
         self.input.setEnabled(ready)
+        keys = "Enter sends" if self._enter_sends else "Ctrl+Enter sends"
         self.input.setPlaceholderText(
-            f"Message {self._name()}…  (Ctrl+Enter sends)"
-            if ready
-            else "Load a model to start chatting"
+            f"Message {self._name()}…  ({keys})" if ready else "Load a model to start chatting"
         )
         self.send_button.setEnabled(
             state == "ready" and not answering and bool(self.input.toPlainText().strip())
         )
         self.stop_button.setEnabled(answering and state == "generating")
         self.new_chat_button.setEnabled(not answering)
-        self.history_list.setEnabled(not answering)
+        self.history_list.setEnabled(not answering)  # the search box keeps its focus
+        self.unload_button.setVisible(model is not None)
+        self.unload_button.setEnabled(state == "ready" and not answering)
+        self.regenerate_button.setVisible(self.session.can_regenerate)
+        self.regenerate_button.setEnabled(state == "ready" and self.session.can_regenerate)
+        self.send_button.setText("Send edited" if self._editing_turn is not None else "Send")
         status = _STATUS.get(state, state)
         if state == "ready" and model is not None:
             status = f"Ready · {model.n_ctx:,} tokens of context"
@@ -591,9 +878,48 @@ class ChatPanel(QWidget):
         has_chat = bool(self.transcript.entries)
         model = self._engine.state in MODEL_STATES and self._engine.model is not None
         self.stack.setCurrentWidget(self.transcript if has_chat or model else self.empty_state)
-        self.transcript.setPlaceholderText(
-            f"Ask {self._name()} anything. Ctrl+Enter sends." if model else ""
+        keys = "Enter sends" if self._enter_sends else "Ctrl+Enter sends"
+        self.transcript.setPlaceholderText(f"Ask {self._name()} anything. {keys}." if model else "")
+
+    def _update_keys_hint(self) -> None:
+        keys = (
+            "Enter sends · Shift+Enter: new line"
+            if self._enter_sends
+            else "Ctrl+Enter sends · Enter: new line"
         )
+        self.keys_hint.setText(f"{keys} · Esc stops · Ctrl+R regenerates · Ctrl+N: new chat")
+        self.send_button.setToolTip(f"Send ({'Enter' if self._enter_sends else 'Ctrl+Enter'})")
+
+    def _update_sampling_toggle(self) -> None:
+        shown = self.sampling_toggle.isChecked()
+        self.sampling_toggle.setText(f"Sampling: {self.sampling_panel.preset_name}")
+        self.sampling_toggle.setArrowType(
+            Qt.ArrowType.LeftArrow if shown else Qt.ArrowType.RightArrow
+        )
+        self.sampling_toggle.setToolTip(
+            "Hide the sampling settings" if shown else "Show this chat's sampling settings"
+        )
+
+    def _toggle_sampling(self, shown: bool) -> None:
+        self.sampling_panel.setVisible(shown)
+        self.sampling_toggle.setAccessibleName(
+            "Hide the sampling settings" if shown else "Show the sampling settings"
+        )
+        self._update_sampling_toggle()
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        # The message box: Enter sends and Shift+Enter makes a new line (when enter_sends).
+        if watched is self.input and event.type() == QEvent.Type.KeyPress:
+            assert isinstance(event, QKeyEvent)
+            if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and self._enter_sends:
+                modifiers = event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier
+                if modifiers == Qt.KeyboardModifier.NoModifier:
+                    self.send()
+                    return True
+                if modifiers == Qt.KeyboardModifier.ShiftModifier:
+                    self.input.insertPlainText("\n")
+                    return True
+        return super().eventFilter(watched, event)
 
     def _toggle_system(self, shown: bool) -> None:
         self.system_prompt.setVisible(shown)
@@ -605,3 +931,24 @@ class ChatPanel(QWidget):
         )
         if shown:
             self.system_prompt.setFocus()
+
+
+MARKDOWN_FILTER = "Markdown (*.md)"
+JSON_FILTER = "JSON (*.json)"
+
+
+def _file_name(title: str) -> str:
+    """A file name from a chat title: no slashes or other characters file systems refuse."""
+    name = re.sub(r'[\\/:*?"<>|\x00-\x1f]+', " ", title)
+    name = " ".join(name.split()).strip(". ")[:80]
+    return name or "chat"
+
+
+def _recommended_from_file(path: str) -> Sampling | None:
+    """The sampling a GGUF file recommends (runs on the thread pool); None: none, or the
+    file cannot be read now."""
+    try:
+        header = read_header_file(path)
+    except (GGUFError, OSError):
+        return None
+    return recommended_sampling(header.metadata)

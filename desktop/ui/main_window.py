@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShortcut, QShowEvent
@@ -36,6 +37,7 @@ from desktop.ui.detail_pane import DetailPane
 from desktop.ui.hardware_panel import HardwarePanel, WhatIfSelector
 from desktop.ui.icons import glyph_icon
 from desktop.ui.load_panel import LoadPanel
+from desktop.ui.model_opener import ModelOpener
 from desktop.ui.models_table import ModelsPanel, ModelsTableModel
 from desktop.ui.settings_dialog import SettingsDialog
 from desktop.ui.state import WorkbenchState
@@ -104,6 +106,10 @@ class MainWindow(QMainWindow):
         self.monitor_placeholder = placeholder_for("monitor")
         self.downloads_placeholder = placeholder_for("downloads")
         self._lay_out()
+        # File > Open model… and .gguf files dropped on the window (see ui/model_opener.py).
+        self.model_opener = ModelOpener(
+            self, lambda: self._settings, self.apply_settings, self._show_message
+        )
         self._build_menus()
 
         self.status_text = QLabel(self)
@@ -178,6 +184,12 @@ class MainWindow(QMainWindow):
 
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
+        self.open_model_action = QAction("&Open model…", self)
+        self.open_model_action.setShortcut(QKeySequence(QKeySequence.StandardKey.Open))
+        self.open_model_action.setStatusTip("Add a GGUF file to the models table")
+        self.open_model_action.triggered.connect(self.model_opener.open_dialog)
+        file_menu.addAction(self.open_model_action)
+        file_menu.addSeparator()
         settings_action = QAction("&Settings…", self)
         settings_action.setShortcut(QKeySequence(QKeySequence.StandardKey.Preferences))
         settings_action.setMenuRole(QAction.MenuRole.PreferencesRole)
@@ -262,6 +274,12 @@ class MainWindow(QMainWindow):
         if dialog.exec() == SettingsDialog.DialogCode.Accepted:
             self.apply_settings(dialog.result_settings())
 
+    def update_settings(self, **changes: Any) -> UserSettings:
+        """Change and save settings that re-evaluate nothing (the last load, for instance)."""
+        self._settings = self._settings.replace(**changes)
+        self._save_settings()
+        return self._settings
+
     def apply_settings(self, settings: UserSettings) -> None:
         """Use (and save) new settings; the VRAM reserve re-evaluates every verdict."""
         self._settings = settings
@@ -276,6 +294,12 @@ class MainWindow(QMainWindow):
         self.load_panel.loadRequested.connect(engine.load)
         self.load_panel.follow(engine)
         engine.loaded.connect(self._on_engine_loaded)
+        engine.modelKept.connect(
+            lambda kept: self._show_message(f"{kept.model_name} is still the model loaded.")
+        )
+
+    def _show_message(self, text: str) -> None:
+        self.statusBar().showMessage(text, 12_000)
 
     def _on_engine_loaded(self, _loaded: object) -> None:
         self.statusBar().showMessage("Model loaded.", 5000)

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from PySide6.QtCore import QEvent, QUrl
+from PySide6.QtCore import QEvent, QUrl, Signal
 from PySide6.QtGui import (
     QBrush,
     QColor,
@@ -30,9 +30,13 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QApplication, QFrame, QTextBrowser, QWidget
 
+from desktop.services.signals import emit
 from desktop.ui import theme
 
-__all__ = ["Transcript", "TranscriptEntry"]
+__all__ = ["ACTION_SCHEME", "Transcript", "TranscriptEntry"]
+
+#: The links under each message ("Copy", "Edit") use this scheme; they never navigate.
+ACTION_SCHEME = "llmw-action"
 
 _MARKDOWN = (
     QTextDocument.MarkdownFeature.MarkdownDialectGitHub
@@ -50,6 +54,7 @@ class TranscriptEntry:
     stats: str = ""  # the answer's stats line
     note: str = ""  # "Interrupted: ..."
     streaming: bool = False
+    turn: int = -1  # the conversation turn it shows (ChatSession.turns); -1: not a turn
 
 
 class Transcript(QTextBrowser):
@@ -60,6 +65,9 @@ class Transcript(QTextBrowser):
     """
 
     MAX_TEXT_WIDTH = 820  # px: lines longer than this are hard to read
+
+    #: (action, entry index): a message's "Copy" or "Edit" link was clicked.
+    actionRequested = Signal(str, int)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -90,15 +98,15 @@ class Transcript(QTextBrowser):
         self._answer_frame = None
         self.document().clear()
 
-    def add_user(self, text: str) -> None:
-        self._entries.append(TranscriptEntry("user", text, "You"))
+    def add_user(self, text: str, turn: int = -1) -> None:
+        self._entries.append(TranscriptEntry("user", text, "You", turn=turn))
         self._follow = True  # a new question: show it, and the answer as it comes
         self._draw_user(self._entries[-1])
         self._scroll_to_end()
 
-    def begin_answer(self, name: str) -> None:
+    def begin_answer(self, name: str, turn: int = -1) -> None:
         """Start the model's answer: its name, then "…" until the first words come."""
-        self._entries.append(TranscriptEntry("assistant", "", name, streaming=True))
+        self._entries.append(TranscriptEntry("assistant", "", name, streaming=True, turn=turn))
         self._draw_answer_start(self._entries[-1])
         self._scroll_to_end()
 
@@ -126,9 +134,11 @@ class Transcript(QTextBrowser):
         self._answer_frame = None
         self._draw_answer_end(entry)
 
-    def add_answer(self, name: str, text: str, stats: str = "", note: str = "") -> None:
+    def add_answer(
+        self, name: str, text: str, stats: str = "", note: str = "", turn: int = -1
+    ) -> None:
         """A whole answer at once (from the history)."""
-        self.begin_answer(name)
+        self.begin_answer(name, turn)
         self.set_answer_text(text)
         self.end_answer(stats, note)
 
@@ -136,6 +146,15 @@ class Transcript(QTextBrowser):
         self._entries.append(TranscriptEntry("error", message, note=suggestion))
         self._draw_error(self._entries[-1])
         self._scroll_to_end()
+
+    def truncate_from_turn(self, turn: int) -> None:
+        """Drop the entry of ``turn`` and everything after it (edit, regenerate), redrawn."""
+        keep = next(
+            (i for i, entry in enumerate(self._entries) if entry.turn >= turn), len(self._entries)
+        )
+        if keep < len(self._entries):
+            del self._entries[keep:]
+            self.redraw()
 
     def redraw(self) -> None:
         """Draw every entry again (the colours follow a new palette)."""
@@ -174,6 +193,7 @@ class Transcript(QTextBrowser):
             "error_bg": warn_bg,
             "error_text": warn_text,
             "error_border": warn_border,
+            "link": pal.color(QPalette.ColorRole.Link),
         }
 
     def _end_cursor(self) -> QTextCursor:
@@ -223,6 +243,7 @@ class Transcript(QTextBrowser):
         char = QTextCharFormat()
         char.setForeground(colors["text"])
         frame.firstCursorPosition().insertText(entry.text, char)
+        self._add_links(entry, ("Edit", "Copy"))
 
     def _draw_answer_start(self, entry: TranscriptEntry) -> None:
         colors = self._colors()
@@ -248,6 +269,38 @@ class Transcript(QTextBrowser):
             self._add_block(entry.note, warn, block)
         if entry.stats:
             self._add_block(entry.stats, small, block)
+        self._add_links(entry, ("Copy",))
+
+    def _add_links(self, entry: TranscriptEntry, actions: tuple[str, ...]) -> None:
+        """Small "Edit · Copy" links under a message (its index in the href)."""
+        index = next((i for i, e in enumerate(self._entries) if e is entry), -1)
+        if index < 0:
+            return
+        colors = self._colors()
+        font = QFont(self.font())
+        font.setPointSizeF(max(font.pointSizeF() * 0.85, 7.0))
+        plain = QTextCharFormat()
+        plain.setFont(font)
+        plain.setForeground(colors["faded"])
+        block = QTextBlockFormat()
+        block.setTopMargin(2)
+        self._add_block("", plain, block)
+        cursor = self._end_cursor()
+        for position, action in enumerate(actions):
+            if position:
+                cursor.insertText("   ", plain)
+            link = QTextCharFormat(plain)
+            link.setAnchor(True)
+            link.setAnchorHref(f"{ACTION_SCHEME}:{action.lower()}:{index}")
+            link.setForeground(colors["link"])
+            link.setToolTip(
+                "Put this message in the input to change and send it again "
+                "(what followed it is dropped)"
+                if action == "Edit"
+                else "Copy this message's text"
+            )
+            cursor.insertText(action, link)
+        cursor.insertText(" ", plain)  # typing after the link must not extend it
 
     def _draw_error(self, entry: TranscriptEntry) -> None:
         colors = self._colors()
@@ -315,6 +368,11 @@ class Transcript(QTextBrowser):
         return None
 
     def _open_link(self, url: QUrl) -> None:
+        if url.scheme() == ACTION_SCHEME:
+            action, _, index = url.path().partition(":")
+            if index.isdigit():
+                emit(self.actionRequested, action, int(index))
+            return
         if url.scheme() in ("http", "https"):
             QDesktopServices.openUrl(url)
 

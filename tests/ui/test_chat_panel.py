@@ -54,6 +54,7 @@ class FakeEngine(QObject):
         self.chats: list[p.Chat] = []
         self.stops = 0
         self.retries: list[int] = []
+        self.unloads = 0
 
     def set_state(self, state: str) -> None:
         self.state = state
@@ -86,6 +87,13 @@ class FakeEngine(QObject):
         self.retries.append(n_gpu_layers)
         self.set_state("loading")
         return "retry"
+
+    def unload(self) -> str | None:
+        self.unloads += 1
+        self.model = None
+        emit(self.unloaded)
+        self.set_state("idle")
+        return "unload"
 
     def stream(self, pieces: list[str]) -> None:
         chat = self.chats[-1]
@@ -163,7 +171,7 @@ def test_input_is_disabled_until_a_model_is_loaded(
     assert panel.stack.currentWidget() is panel.transcript
     assert panel.input.isEnabled()
     assert panel.model_label.text() == "tiny-model-Q4_K_M"
-    assert "Ctrl+Enter" in panel.input.placeholderText()
+    assert "(Enter sends)" in panel.input.placeholderText()
     assert not panel.send_button.isEnabled()  # nothing typed yet
     type_message(qtbot, panel, "Hi")
     assert panel.send_button.isEnabled()

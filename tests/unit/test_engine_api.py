@@ -61,7 +61,7 @@ def test_the_interface_lists_what_the_window_uses() -> None:
     signals = {name for name, m in protocol_members(EngineEvents).items() if is_signal(m)}
     assert signals == set(signal_signatures(EngineClient))  # every signal the client has
     chat = set(protocol_members(ChatEngine)) - signals
-    assert chat == {"state", "model", "last_load", "chat", "stop", "retry_with"}
+    assert chat == {"state", "model", "last_load", "chat", "stop", "retry_with", "unload"}
     assert set(protocol_members(EngineLike)) - signals - chat == {
         "current_load",
         "load",
