@@ -388,10 +388,17 @@ class _EmptyDownloads(QWidget):
         )
         body.setWordWrap(True)
         body.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        body.setMaximumWidth(460)
+        # A fixed width lets the wrapped text report its true height: with only a maximum
+        # width and an alignment flag the layout gave it one line's height, and the tab
+        # showed the middle of three lines, cut at the top and the bottom.
+        body.setFixedWidth(440)
         layout = QVBoxLayout(self)
         layout.addStretch(1)
         layout.addWidget(picture, 0, Qt.AlignmentFlag.AlignHCenter)
         layout.addWidget(heading)
-        layout.addWidget(body, 0, Qt.AlignmentFlag.AlignHCenter)
+        body_row = QHBoxLayout()
+        body_row.addStretch(1)
+        body_row.addWidget(body)
+        body_row.addStretch(1)
+        layout.addLayout(body_row)
         layout.addStretch(2)
