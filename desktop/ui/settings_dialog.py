@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
+    QCheckBox,
     QDialog,
     QDialogButtonBox,
     QDoubleSpinBox,
@@ -104,6 +105,24 @@ class SettingsDialog(QDialog):
         form.addRow(folders_label, folders_row)
         form.addRow("", folders_hint)
 
+        # The chat: which key sends, and whether the last model comes back at start.
+        self.enter_sends = QCheckBox("Enter sends a message (Shift+Enter: new line)", self)
+        self.enter_sends.setAccessibleName("Enter sends a message")
+        self.enter_sends.setToolTip("Off: Enter makes a new line and Ctrl+Enter sends.")
+        self.enter_sends.setChecked(settings.enter_sends)
+        self.reload_last_model = QCheckBox("Load the last model again when the app starts", self)
+        self.reload_last_model.setAccessibleName("Load the last model again at start")
+        self.reload_last_model.setChecked(settings.reload_last_model)
+        reload_hint = HintLabel(
+            "Off by default: a start then takes no memory until you pick a model, and a model "
+            "that ran the computer out of memory is never loaded again by itself.",
+            self,
+        )
+        reload_hint.setWordWrap(True)
+        form.addRow("Chat:", self.enter_sends)
+        form.addRow("", self.reload_last_model)
+        form.addRow("", reload_hint)
+
         buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self
         )
@@ -125,6 +144,8 @@ class SettingsDialog(QDialog):
             vram_reserve_bytes=round(self.reserve.value() * GIB),
             models_dir=self.models_dir.text().strip(),
             extra_folders=folders,
+            enter_sends=self.enter_sends.isChecked(),
+            reload_last_model=self.reload_last_model.isChecked(),
         )
 
     def _choose_models_dir(self) -> None:

@@ -60,8 +60,8 @@ class FakeEngine(QObject):
         self.state = state
         emit(self.stateChanged, state)
 
-    def finish_load(self, gpu_layers: int = 0) -> None:
-        self.last_load = p.Load(path=MODEL_PATH, n_gpu_layers=gpu_layers, n_ctx=2048)
+    def finish_load(self, gpu_layers: int = 0, path: str = MODEL_PATH) -> None:
+        self.last_load = p.Load(path=path, n_gpu_layers=gpu_layers, n_ctx=2048)
         self.model = p.Loaded(
             n_ctx=2048,
             n_gpu_layers=gpu_layers,
