@@ -8,6 +8,7 @@ printed beside what llama.cpp reported and what was measured.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Sequence
@@ -99,6 +100,7 @@ def run_bench(
     profile: HardwareProfile,
     n_threads: int | None = None,
     figures: SpeedFigures | None = None,
+    remote: Sequence[Any] = (),
 ) -> dict[str, Any]:
     """Load, generate, measure; the result as a JSON-able dict (raises WorkerError/Exited).
 
@@ -108,6 +110,7 @@ def run_bench(
     from desktop.core.calibration import SpeedRun
     from desktop.core.estimate import (
         Settings,
+        compare_by_device,
         compare_with_llama,
         devices_from_profile,
         estimate,
@@ -121,11 +124,14 @@ def run_bench(
 
     spec = spec_from_header(read_header_file(path))
     settings = Settings(n_ctx=n_ctx, n_gpu_layers=n_gpu_layers, n_threads=n_threads)
-    devices = devices_from_profile(profile, settings.reserve_bytes, figures)
+    devices = devices_from_profile(profile, settings.reserve_bytes, figures, remote)
     threads = resolved_threads(devices[-1], settings)
     settings = _with_threads(settings, threads)  # the plan and the load name the same count
     plan = estimate(spec, settings, devices)
     load = p.Load.from_settings(str(path), _with_layers(settings, plan.gpu_layers), threads)
+    servers = list(dict.fromkeys(d.endpoint for d in devices if d.endpoint))
+    if servers:  # other computers' devices: the worker registers them before loading
+        load = dataclasses.replace(load, rpc_servers=servers)
     with WorkerRunner() as runner:
         hello = runner.hello  # the context manager started the worker
         assert hello is not None and runner.pid is not None
@@ -148,6 +154,7 @@ def run_bench(
         runner.unload()
     report = loaded.report()
     rows = compare_with_llama(plan, report)
+    by_device = compare_by_device(plan, report)
     plan_dict = plan.to_dict()
     work = speed_work(spec, settings, devices, loaded.n_gpu_layers)
     overhead = _gpu_overhead(after_load_vram, report, devices)
@@ -189,6 +196,8 @@ def run_bench(
             }
             for r in rows
         ],
+        "comparison_by_device": by_device,
+        "devices": plan_dict["devices"],
         "speed_run": speed_run.to_dict(),
     }
 
@@ -255,4 +264,14 @@ def bench_lines(result: dict[str, Any]) -> list[str]:
             f"{row['component']:10} {format_bytes(row['estimated_bytes']):>12} "
             f"{format_bytes(row['reported_bytes']):>12} {row['error_pct']:+7.2f}%"
         )
+    devices = {row["device"] for row in result.get("comparison_by_device", [])}
+    if len(devices) > 1:  # split over devices (other computers too): each one's share
+        head = f"{'device':22} {'buffer':10} {'estimated':>12} {'llama.cpp':>12} {'error':>8}"
+        lines += ["", head]
+        for row in result["comparison_by_device"]:
+            lines.append(
+                f"{row['device']:22} {row['component']:10} "
+                f"{format_bytes(row['estimated_bytes']):>12} "
+                f"{format_bytes(row['reported_bytes']):>12} {row['error_pct']:+7.2f}%"
+            )
     return lines

@@ -89,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     hw = sub.add_parser("hardware", help="what this machine has")
     hw.add_argument("--json", action="store_true", help="print the profile as JSON")
     hw.add_argument("--no-bandwidth", action="store_true", help="skip the RAM bandwidth test")
+    _add_rpc_arg(hw)
 
     def add_plan_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("--ctx", type=_positive_int, default=None, help="context length (tokens)")
@@ -119,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="skip llama.cpp's dry run of a local file (header arithmetic only)",
     )
+    _add_rpc_arg(estimate)
 
     bench = sub.add_parser("bench", help="load a model, measure speed beside the prediction")
     bench.add_argument("target", metavar="PATH")
@@ -135,6 +137,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="do not keep the run for this computer's calibration",
     )
     bench.add_argument("--json", action="store_true", help="print JSON")
+    _add_rpc_arg(bench)
+
+    share = sub.add_parser("share", help="lend this computer's memory to another (llama.cpp RPC)")
+    share.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    share.add_argument("--port", type=_positive_int, default=50052)
+    share.add_argument("--device", default=None, help="device to share: cpu (default), cuda0, ...")
 
     from desktop.cli_search import add_search_parser
 
@@ -145,6 +153,71 @@ def build_parser() -> argparse.ArgumentParser:
     )
     calibrate.add_argument("--json", action="store_true", help="print JSON")
     return parser
+
+
+def _add_rpc_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--rpc",
+        action="append",
+        default=[],
+        metavar="HOST:PORT",
+        help="another computer sharing its memory (llm-workbench share there); repeatable",
+    )
+
+
+def _remote_devices(endpoints: Sequence[str]) -> list[Any]:
+    """Ask each --rpc server for its devices; a UserError with the sentence when one fails."""
+    from desktop.core.rpc import parse_endpoint, probe_servers
+
+    try:
+        parsed = list(dict.fromkeys(parse_endpoint(e) for e in endpoints))
+    except ValueError as exc:
+        raise UserError(str(exc).rstrip(".")) from None
+    servers = probe_servers(parsed)
+    for server in servers:
+        if server.error:
+            raise UserError(server.error.rstrip("."))
+    return [d for s in servers for d in s.devices]
+
+
+def _cmd_share(args: argparse.Namespace) -> int:
+    """Serve this computer's device to others until Ctrl+C."""
+    from desktop.core.rpc import ShareServer, check_share_address
+    from desktop.core.units import format_bytes
+
+    try:
+        warning = check_share_address(args.host)
+    except ValueError as exc:
+        raise UserError(str(exc).rstrip(".")) from None
+    server = ShareServer(args.host, args.port, args.device)
+    try:
+        info = server.start()
+        failed = server.listening()
+        if failed:
+            raise UserError(failed.rstrip("."))
+        print(
+            f"Sharing {info['name']} ({info['description']}, "
+            f"{format_bytes(info['free_bytes'])} free of {format_bytes(info['total_bytes'])}) "
+            f"at {server.endpoint}.",
+            flush=True,
+        )
+        print(f"On the other computer: llm-workbench estimate MODEL --rpc {server.endpoint}")
+        if warning:
+            print(f"Warning: {warning}", flush=True)
+        print("Press Ctrl+C to stop sharing.", flush=True)
+        for event in server.events():
+            print(
+                "A computer connected." if event == "connected" else "It disconnected.",
+                flush=True,
+            )
+        raise UserError("the sharing server stopped")
+    except RuntimeError as exc:
+        raise UserError(str(exc).rstrip(".")) from None
+    except KeyboardInterrupt:
+        print("Stopped sharing.")
+        return 0
+    finally:
+        server.stop()
 
 
 def _print_json(data: object) -> None:
@@ -215,12 +288,19 @@ def _cmd_hardware(args: argparse.Namespace) -> int:
 
     profile = _load_profile(None, measure=not args.no_bandwidth)
     figures = _machine_figures(profile)
+    remote = _remote_devices(args.rpc)
     if args.json:
         data = json.loads(profile.to_json())
         data["calibration"] = figures.to_dict()
+        data["remote_devices"] = [d.to_dict() for d in remote]
         _print_json(data)
     else:
         print("\n".join(summary_lines(profile)))
+        for d in remote:
+            print(
+                f"Remote device (RPC) at {d.label}: {d.free_bytes / 2**30:.1f} GB free of "
+                f"{d.total_bytes / 2**30:.1f} GB, round trip {d.latency_s * 1000:.2f} ms"
+            )
         print(f"Speed predictions: {figures.describe()}.")
     return 0
 
@@ -298,10 +378,12 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
     profile = _load_profile(args.hardware)
     # A what-if profile is another machine: this one's calibration does not apply to it.
     figures = None if args.hardware else _machine_figures(profile)
-    devices = devices_from_profile(profile, settings.reserve_bytes, figures)
+    remote = _remote_devices(args.rpc)
+    devices = devices_from_profile(profile, settings.reserve_bytes, figures, remote)
     plan = estimate(spec, settings, devices)
     result = plan.to_dict()
     result["calibration"] = devices[-1].figures.to_dict()
+    result["remote_devices"] = [d.to_dict() for d in remote]
     local = Path(args.target).expanduser()
     check = None
     if local.is_file() and not args.no_check and args.hardware is None:
@@ -568,6 +650,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         tokens=args.tokens,
         prompt_tokens=args.prompt_tokens,
         n_threads=args.threads,
+        remote=_remote_devices(args.rpc),
     )
     if not args.no_store:
         _store_run(profile, result, "bench")
@@ -588,6 +671,7 @@ def _bench(
     tokens: int,
     prompt_tokens: int,
     n_threads: int | None,
+    remote: Sequence[Any] = (),
 ) -> dict[str, Any]:
     """run_bench predicting with ``figures``; worker failures become a UserError."""
     from desktop.benchmark import run_bench
@@ -604,12 +688,18 @@ def _bench(
             profile=profile,
             n_threads=n_threads,
             figures=figures,
+            remote=remote,
         )
     except GGUFError as exc:
         raise UserError(f"{path.name} is not a usable GGUF file: {exc}") from None
     except WorkerError as exc:
         raise UserError(str(exc)) from None
     except WorkerExited as exc:
+        from desktop.core.rpc import crash_sentence
+
+        remote_gone = crash_sentence(exc.stderr_tail, [d.endpoint for d in remote])
+        if remote_gone:
+            raise UserError(remote_gone.rstrip(".")) from None
         raise UserError(f"the llama.cpp worker stopped unexpectedly: {exc}") from None
 
 
@@ -770,6 +860,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "estimate": _cmd_estimate,
         "bench": _cmd_bench,
         "calibrate": _cmd_calibrate,
+        "share": _cmd_share,
         "search": _cmd_search,
     }
     try:

@@ -173,6 +173,9 @@ class DeviceWork:
     bandwidth_bytes_per_s: float  # measured (CPU) or specified (GPU) memory bandwidth
     prompt_flops: float = 0.0  # FLOPs per prompt token
     peak_flops: float = 0.0  # the device's peak FLOPS at the threads in use (0: unknown)
+    #: Seconds per decoded token that do not scale with bytes: another computer's device
+    #: (llama.cpp RPC) costs its link's round trip and the split's own overhead.
+    fixed_seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -181,6 +184,7 @@ class DeviceWork:
             "bandwidth_bytes_per_s": int(self.bandwidth_bytes_per_s),
             "prompt_flops": float(self.prompt_flops),
             "peak_flops": float(self.peak_flops),
+            **({"fixed_seconds": self.fixed_seconds} if self.fixed_seconds else {}),
         }
 
     @classmethod
@@ -191,6 +195,7 @@ class DeviceWork:
             bandwidth_bytes_per_s=float(data["bandwidth_bytes_per_s"]),
             prompt_flops=float(data.get("prompt_flops", 0.0)),
             peak_flops=float(data.get("peak_flops", 0.0)),
+            fixed_seconds=float(data.get("fixed_seconds", 0.0)),
         )
 
 
@@ -206,6 +211,7 @@ def decode_seconds(work: Sequence[DeviceWork], threads: int, figures: SpeedFigur
     """Predicted seconds per decoded token."""
     seconds = figures.per_token_seconds
     for part in work:
+        seconds += part.fixed_seconds
         if part.decode_bytes > 0:
             seconds += part.decode_bytes / _device_rate(part, threads, figures)
     return seconds

@@ -327,7 +327,10 @@ def build_key(backends: BackendInfo) -> str:
 def dry_run_request(plan: Plan) -> dict[str, Any]:
     """The dry run's request for the load a Plan describes (its settings and layer count)."""
     settings = plan.settings
+    servers = list(dict.fromkeys(d.endpoint for d in plan.devices if d.endpoint))
     return {
+        # Other computers' RPC servers, registered by the dry run before it loads.
+        **({"rpc_servers": servers} if servers else {}),
         "n_ctx": int(settings.n_ctx),
         "n_gpu_layers": int(plan.gpu_layers),
         "kv_type": str(settings.kv_type),

@@ -739,17 +739,27 @@ def _compute_bytes(
     return peak
 
 
-def _graph_inputs_bytes(prep: _Prepared, settings: Settings) -> int:
+def _graph_inputs_bytes(
+    prep: _Prepared, settings: Settings, lo: int | None = None, hi: int | None = None
+) -> int:
     """The graph's inputs for the worst-case ubatch: masks, token ids, positions, output ids
-    and the K/V row indices of each cache (as in :func:`_compute_bytes`)."""
+    and the K/V row indices of each cache (as in :func:`_compute_bytes`). With a block range,
+    only the caches those blocks use: a device gets copies of the inputs its layers read."""
     t = min(settings.n_ubatch, settings.n_batch)
     full_cells, swa_cells = _cells(prep.spec, settings)
     mask_elem = 2 if settings.flash_attn else 4
-    n_caches = int(prep.has_full) + int(prep.has_swa)
+    has_full, has_swa = prep.has_full, prep.has_swa
+    if lo is not None and hi is not None:
+        kv_layers = [
+            lay for lay in prep.spec.layers[lo:hi] if not lay.is_recurrent and lay.n_head_kv
+        ]
+        has_full = any(not lay.is_swa for lay in kv_layers)
+        has_swa = any(lay.is_swa for lay in kv_layers)
+    n_caches = int(has_full) + int(has_swa)
     v_idx = t * 8 * (1 if settings.flash_attn else prep.v_width_max)
     return (
-        (full_cells * t * mask_elem if prep.has_full else 0)
-        + (swa_cells * t * mask_elem if prep.has_swa else 0)
+        (full_cells * t * mask_elem if has_full else 0)
+        + (swa_cells * t * mask_elem if has_swa else 0)
         + n_caches * (t * 8 + v_idx)
         + t * 4 * 3
     )
@@ -767,6 +777,7 @@ def _remote_compute_bytes(
     pipeline: bool,
     *,
     host: bool = False,
+    block_range: tuple[int, int] | None = None,
 ) -> int:
     """Compute buffer of a device when the graph is split over other computers' devices.
 
@@ -783,7 +794,8 @@ def _remote_compute_bytes(
     t = min(settings.n_ubatch, settings.n_batch)
     row = spec.n_embd * t * 4
     copies = SCHED_PIPELINE_COPIES if pipeline else 1
-    inputs = _graph_inputs_bytes(prep, settings) * copies
+    lo, hi = block_range if block_range is not None and not host else (None, None)
+    inputs = _graph_inputs_bytes(prep, settings, lo, hi) * copies
     full_cells, swa_cells = _cells(spec, settings)
     core = 0
     if n_layers:
@@ -862,7 +874,9 @@ def _gpu_plan(
     used = n_layers > 0 or has_output
     compute = _compute_bytes(prep, settings, n_layers, has_output, False) if used else 0
     if gpu.is_remote and used:
-        compute = _remote_compute_bytes(prep, settings, n_layers, has_output, pipeline)
+        compute = _remote_compute_bytes(
+            prep, settings, n_layers, has_output, pipeline, block_range=(lo, hi)
+        )
     compute += offload_copies if used else 0
     if buffers is not None:
         # llama.cpp names an RPC buffer by the device's number on its server and the server.
@@ -1131,6 +1145,11 @@ def speed_work(
     for gpu, (lo, hi, has_out) in zip(gpus, ranges, strict=True):
         layers = (prep.total[hi] - prep.total[lo]) * active_ratio
         kv = _range_kv(prep, kv_fill, lo, hi) if settings.offload_kqv else 0
+        if gpu.is_remote:
+            read = layers + (out_bytes if has_out else 0) + kv
+            flops = 2 * layers * params_per_byte
+            work.append(_remote_work(spec, cpu, gpu, read, flops, hi > lo or has_out))
+            continue
         work.append(
             DeviceWork(
                 kind=gpu.kind,
@@ -1159,6 +1178,36 @@ def speed_work(
         )
     )
     return work
+
+
+#: What one split on another computer costs per decoded token beyond its weights and the link's
+#: round trip: serializing the graph, the server's scheduling, the TCP stack twice. Fitted from
+#: Gemma 3 270M decode runs over loopback on the development machine (tests/bench/
+#: bench_accuracy.py --rpc prints the measured and predicted rates); a LAN adds its latency.
+RPC_SPLIT_SECONDS = 0.0011
+#: The link's rate for the activations that cross to and from each remote device: a gigabit
+#: Ethernet link's 125 MB/s (the common home network; loopback is much faster).
+RPC_LINK_BYTES_PER_S = 125e6
+
+
+def _remote_work(
+    spec: ModelSpec, cpu: Device, remote: Device, decode_bytes: float, flops: float, used: bool
+) -> DeviceWork:
+    """Another computer's device: its weights read at the rate of a CPU like this one (the
+    server does not say what it runs on), plus the network: a round trip and a split's fixed
+    cost per token, and the n_embd-wide f32 activation sent there and back."""
+    crossing = 2 * spec.n_embd * 4
+    network = remote.latency_s + RPC_SPLIT_SECONDS + crossing / RPC_LINK_BYTES_PER_S
+    if not used:
+        network = 0.0
+    return DeviceWork(
+        kind="cpu",
+        decode_bytes=decode_bytes,
+        bandwidth_bytes_per_s=float(cpu.bandwidth_bytes_per_s or 0),
+        prompt_flops=flops,
+        peak_flops=float(cpu.flops or 0),
+        fixed_seconds=network,
+    )
 
 
 def predict_speed(
@@ -1385,4 +1434,36 @@ def compare_with_llama(plan: Plan, reported: Any) -> list[ComparisonRow]:
             "total", sum(r.estimated_bytes for r in rows), sum(r.reported_bytes for r in rows)
         )
     )
+    return rows
+
+
+def compare_by_device(plan: Plan, reported: Any) -> list[dict[str, Any]]:
+    """Per device and component (then the device's total), the plan against llama.cpp's
+    buffers: the device is an RPC server's endpoint, "CPU", or a GPU's buffer type
+    (desktop.core.llama_log.buffer_device); llama.cpp's layer count is not per device."""
+    from desktop.core.llama_log import buffer_device
+
+    estimated: dict[str, dict[str, int]] = {}
+    for b in plan.buffers:
+        per = estimated.setdefault(buffer_device(b.device), {})
+        per[b.component] = per.get(b.component, 0) + b.size_bytes
+    actual = reported.by_device_key()
+    rows: list[dict[str, Any]] = []
+    for device in [*estimated, *(d for d in actual if d not in estimated)]:
+        est, rep = estimated.get(device, {}), actual.get(device, {})
+        components = ("weights", "kv", "recurrent", "output", "compute")
+        parts = [c for c in components if c in est or c in rep]
+        for component in [*parts, "total"]:
+            e = sum(est.values()) if component == "total" else est.get(component, 0)
+            r = sum(rep.values()) if component == "total" else rep.get(component, 0)
+            row = ComparisonRow(component, e, r)
+            rows.append(
+                {
+                    "device": device,
+                    "component": component,
+                    "estimated_bytes": e,
+                    "reported_bytes": r,
+                    "error_pct": round(row.error_pct, 2),
+                }
+            )
     return rows

@@ -26,6 +26,7 @@ _BUFFER_RE = re.compile(
     r"^(?P<source>[A-Za-z_]+):\s+(?P<device>\S+)\s+(?P<kind>model|KV|RS|output|compute)"
     r" buffer size =\s+(?P<mib>[0-9]+(?:\.[0-9]+)?) MiB",
 )
+_RPC_BUFFER_RE = re.compile(r"^RPC(?P<index>\d+)\[(?P<endpoint>[^\]]+)\]$")
 _OFFLOADED_RE = re.compile(r"offloaded (?P<done>\d+)/(?P<total>\d+) layers to GPU")
 _N_CTX_RE = re.compile(r"^llama_context: n_ctx\s+=\s+(?P<n>\d+)", re.MULTILINE)
 
@@ -49,6 +50,32 @@ class BufferLine:
     component: str  # "weights", "kv", "recurrent", "output" or "compute"
     size_bytes: int  # from the printed MiB figure, rounded to whole bytes
 
+    @property
+    def endpoint(self) -> str | None:
+        """The RPC server ("host:port") of another computer's buffer: llama.cpp names those
+        "RPC<device on the server>[host:port]", so two servers' buffers are both "RPC0[...]"."""
+        return rpc_endpoint(self.device)
+
+    @property
+    def device_key(self) -> str:
+        """Which device holds the buffer: an RPC server's endpoint, "CPU" for every CPU
+        buffer type (CPU, CPU_Mapped, CPU_REPACK), else the buffer type's name."""
+        return buffer_device(self.device)
+
+
+def rpc_endpoint(buffer_type: str) -> str | None:
+    """ "127.0.0.1:50052" for "RPC0[127.0.0.1:50052]"; None for a local buffer type."""
+    match = _RPC_BUFFER_RE.match(buffer_type)
+    return match["endpoint"] if match else None
+
+
+def buffer_device(buffer_type: str) -> str:
+    """The device a llama.cpp buffer type lives on (see :attr:`BufferLine.device_key`)."""
+    endpoint = rpc_endpoint(buffer_type)
+    if endpoint is not None:
+        return endpoint
+    return "CPU" if buffer_type.upper().startswith("CPU") else buffer_type
+
 
 @dataclass(frozen=True)
 class LlamaLoadReport:
@@ -68,6 +95,14 @@ class LlamaLoadReport:
             and (device_prefix is None or b.device.startswith(device_prefix))
         )
 
+    def by_device_key(self) -> dict[str, dict[str, int]]:
+        """{device (an RPC server's endpoint, "CPU", "CUDA0"): {component: bytes}}."""
+        out: dict[str, dict[str, int]] = {}
+        for b in self.buffers:
+            per = out.setdefault(b.device_key, {})
+            per[b.component] = per.get(b.component, 0) + b.size_bytes
+        return out
+
     def by_device(self) -> dict[str, dict[str, int]]:
         """{device: {component: bytes}}, adding up repeated lines (one KV line per cache)."""
         out: dict[str, dict[str, int]] = {}
@@ -80,6 +115,7 @@ class LlamaLoadReport:
         return {
             "buffers": [
                 {"device": b.device, "component": b.component, "size_bytes": b.size_bytes}
+                | ({"endpoint": b.endpoint} if b.endpoint else {})
                 for b in self.buffers
             ],
             "offloaded_layers": self.offloaded_layers,

@@ -30,6 +30,7 @@ __all__ = [
     "PROBE_TIMEOUT_S",
     "RemoteDevice",
     "RemoteServer",
+    "ShareServer",
     "check_share_address",
     "crash_sentence",
     "parse_endpoint",
@@ -178,7 +179,7 @@ def _stalled(endpoint: str, seconds: float) -> str:
 def _mismatch(endpoint: str, version: str) -> str:
     return (
         f"The RPC server at {endpoint} speaks protocol {version}, which this llama.cpp "
-        "cannot use (llama.cpp: \"RPC server version mismatch\"). Install the same "
+        'cannot use (llama.cpp: "RPC server version mismatch"). Install the same '
         "llama-cpp-python version on both computers."
     )
 
@@ -203,9 +204,7 @@ def probe_servers(
         )
     except subprocess.TimeoutExpired as expired:
         answered = _answered(expired.stdout)
-        return [
-            answered.get(e) or RemoteServer(e, error=_stalled(e, timeout)) for e in endpoints
-        ]
+        return [answered.get(e) or RemoteServer(e, error=_stalled(e, timeout)) for e in endpoints]
     except OSError as exc:
         return [RemoteServer(e, error=f"The probe could not start: {exc}.") for e in endpoints]
     answered = {}
@@ -296,3 +295,107 @@ def crash_sentence(stderr_tail: str, endpoints: Sequence[str]) -> str | None:
             "kept. Reload the model without that computer, or with fewer layers on it."
         )
     return None
+
+
+class ShareServer:
+    """This computer's device served to others: the engine child desktop.engine.rpc_server.
+
+    ``start()`` returns what it offers (its first line) or raises RuntimeError with a
+    sentence; :meth:`events` yields "connected" / "disconnected" as llama.cpp reports
+    clients; :meth:`stop` ends the process (llama.cpp's server has no other way to stop).
+    """
+
+    def __init__(self, host: str, port: int, device: str | None = None) -> None:
+        self.host, self.port, self.device = host, port, device
+        self.endpoint = f"{host}:{port}"
+        self.process: subprocess.Popen[str] | None = None
+        self.info: dict[str, Any] = {}
+
+    def command(self) -> list[str]:
+        from desktop.core.children import engine_command
+
+        args = ["--host", self.host, "--port", str(self.port)]
+        if self.device:
+            args += ["--device", self.device]
+        return [*engine_command("desktop.engine.rpc_server", "--rpc-server"), *args]
+
+    def start(self, timeout: float = 30.0) -> dict[str, Any]:
+        import json
+        import selectors
+
+        from desktop.core.children import RPC_SERVER_MARKER, engine_environment
+
+        env = engine_environment({**os.environ, "GGML_NO_BACKTRACE": "1"})
+        self.process = subprocess.Popen(
+            self.command(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+            env=env,
+        )
+        assert self.process.stdout is not None
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.process.stdout, selectors.EVENT_READ)
+            if not selector.select(timeout):
+                self.stop()
+                raise RuntimeError(f"The sharing server did not start within {timeout:g} s.")
+        line = self.process.stdout.readline()
+        if not line.startswith(RPC_SERVER_MARKER):
+            self.stop()
+            said = line.strip() or "no answer"
+            raise RuntimeError(f"The sharing server could not start: {said}.")
+        info: dict[str, Any] = json.loads(line[len(RPC_SERVER_MARKER) :])
+        if "error" in info:
+            self.stop()
+            raise RuntimeError(f"Sharing could not start: {info['error']}.")
+        self.info = info
+        return info
+
+    def listening(self, timeout: float = 10.0) -> str | None:
+        """Wait until the port accepts connections: None, or why sharing failed (a sentence)."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        host = self.host if self.host not in ("0.0.0.0", "") else "127.0.0.1"
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                err = self.process.stderr.read() if self.process.stderr else ""
+                why = _last_error_line(err) or "it ended"
+                return (
+                    f"Sharing on {self.endpoint} failed ({why}); the port may be taken by "
+                    "another program: choose another port."
+                )
+            try:
+                with socket.create_connection((host, self.port), timeout=0.5):
+                    return None
+            except OSError:
+                time.sleep(0.1)
+        return f"Sharing on {self.endpoint} did not start listening within {timeout:g} s."
+
+    def events(self) -> Any:
+        """ "connected" / "disconnected" for each client llama.cpp accepts and closes."""
+        if self.process is None or self.process.stdout is None:
+            return
+        for line in self.process.stdout:
+            if "Accepted client connection" in line:
+                yield "connected"
+            elif "Client connection closed" in line:
+                yield "disconnected"
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """End the server (if it runs) and release its pipes."""
+        process = self.process
+        if process is None:
+            return
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout)
+        for pipe in (process.stdout, process.stderr):
+            if pipe is not None:
+                pipe.close()

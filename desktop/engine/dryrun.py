@@ -50,6 +50,16 @@ def dry_run(request: dict[str, Any]) -> dict[str, Any]:
         return answer
     llama_cpp.llama_log_set(on_log, None)
     llama_cpp.llama_backend_init()
+    servers = [str(s) for s in request.get("rpc_servers") or []]
+    if servers:  # other computers' devices, as the worker registers them (desktop.engine.rpc)
+        from desktop.engine import rpc
+
+        for endpoint in servers:
+            why = rpc.check_reachable(endpoint)
+            if why is not None:
+                answer.update(ok=False, stage="rpc", log=f"error: {endpoint}: {why}")
+                return answer
+        rpc.register_servers(servers)
     started = time.perf_counter()
     model_params = llama_cpp.llama_model_default_params()
     model_params.no_alloc = True

@@ -153,9 +153,7 @@ def _serveable_device(ggml: Any, wanted: str | None) -> int:
         names.append(name)
         if wanted is not None and name.lower() == wanted.lower():
             return int(device)
-    raise ValueError(
-        f"this computer has no device {wanted!r}; it has {', '.join(names) or 'none'}"
-    )
+    raise ValueError(f"this computer has no device {wanted!r}; it has {', '.join(names) or 'none'}")
 
 
 def serve_info(endpoint: str, device_name: str | None) -> dict[str, Any]:
