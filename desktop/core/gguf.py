@@ -505,7 +505,15 @@ def _bad_magic_message(name: str, magic: bytes) -> str:
         hint = " It looks like a web page or an error message, not a model."
     elif magic in (b"lmgg", b"fmgg", b"tjgg"):
         hint = " It is an old GGML/GGJT model; llama.cpp needs it converted to GGUF."
-    return f"{name} is not a GGUF file: it starts with {magic!r} instead of b'GGUF'.{hint}"
+    return f"{name} is not a GGUF file: it starts with {_shown_bytes(magic)}, not \"GGUF\".{hint}"
+
+
+def _shown_bytes(data: bytes) -> str:
+    """The first bytes of a file as a person reads them: "GGML" when they are plain letters,
+    else hex ("the bytes 50 4b 03 04"), never a Python literal such as b'GGML'."""
+    if data and all(0x20 < b < 0x7F for b in data):
+        return f'"{data.decode("ascii")}"'
+    return "the bytes " + " ".join(f"{b:02x}" for b in data)
 
 
 def _read_metadata(cur: _Cursor, kv_count: int) -> tuple[dict[str, MetaValue], int]:

@@ -8,7 +8,7 @@ as ``"corrupt"`` with the reader's sentence, an unfinished download (``.part``) 
 with parts missing as ``"partial"``. Vision projectors (``mmproj-*.gguf``) are listed as
 ``"projector"``: they are loaded beside a model, never on their own, so the app should not
 offer to run one. A file reached twice (a folder inside another, the same blob in two cache
-snapshots) is listed once, under its first path.
+snapshots, a symlink or a hard link) is listed once, under its first path.
 
 :func:`ensure_starter_model` puts a small chat model into the models folder when its PyPI
 package is installed, so a new user can chat before downloading anything: SmolLM2 135M
@@ -133,7 +133,7 @@ def scan(
     if include_hf_cache:
         roots.append((hf_cache if hf_cache is not None else hf_cache_dir(), "hf-cache"))
 
-    seen: set[Path] = set()
+    seen: set[object] = set()
     found: list[LocalModel] = []
     for root, source in roots:
         if not root.is_dir():
@@ -148,7 +148,7 @@ def scan(
 
 
 def _scan_tree(
-    root: Path, source: Source, seen: set[Path], repo_id: str | None
+    root: Path, source: Source, seen: set[object], repo_id: str | None
 ) -> list[LocalModel]:
     found: list[LocalModel] = []
     for folder, names in _walk(root):
@@ -172,19 +172,25 @@ def _walk(root: Path) -> Iterable[tuple[Path, list[str]]]:
 
 
 def _scan_folder(
-    folder: Path, names: list[str], source: Source, seen: set[Path], repo_id: str | None
+    folder: Path, names: list[str], source: Source, seen: set[object], repo_id: str | None
 ) -> list[LocalModel]:
     found: list[LocalModel] = []
     splits: dict[tuple[str, int], dict[int, Path]] = {}
 
     def first_visit(path: Path) -> bool:
+        # The same file reached twice - through a symlink, a folder inside another, or a
+        # hard link (a Hugging Face cache blob linked into the models folder) - is one file:
+        # known by its resolved path and by its device and inode.
+        keys: list[object] = []
         try:
-            key = path.resolve()
+            keys.append(path.resolve())
+            info = path.stat()
+            keys.append((info.st_dev, info.st_ino))
         except OSError:
-            key = path
-        if key in seen:
+            keys.append(path)
+        if any(key in seen for key in keys):
             return False
-        seen.add(key)
+        seen.update(keys)
         return True
 
     for name in names:
@@ -243,7 +249,10 @@ def _model(paths: Sequence[Path], source: Source, repo_id: str | None) -> LocalM
         headers = [read_header_file(p) for p in paths]
         header: GGUFHeader = merge_split_headers(headers)
     except GGUFError as exc:
-        return LocalModel(paths[0], size, "corrupt", str(exc), None, None, source, repo_id, parts)
+        # The reader names the file by its whole path; the row shows the path already, so
+        # the sentence names the file as the row does.
+        damaged = str(exc).replace(str(paths[0]), paths[0].name)
+        return LocalModel(paths[0], size, "corrupt", damaged, None, None, source, repo_id, parts)
     summary = summarize(header)
     if header.get("general.architecture") == "clip":
         return _projector(paths[0], source, repo_id, paths, summary)

@@ -36,6 +36,8 @@ __all__ = [
     "RowSource",
     "best_fit_key",
     "catalog_rows",
+    "file_key",
+    "file_labels",
     "format_params",
     "library_rows",
     "sibling_suggestions",
@@ -76,6 +78,9 @@ class ModelRow:
     # Why there is no estimate in the estimator's own words, where they differ from `note`
     # (the command line's "problem"); "" means `note` says it.
     problem: str = ""
+    # A local file that cannot be read at all (damaged, cut short, not a GGUF file): the
+    # table shows a red "Broken" badge and `note` says why in one sentence.
+    broken: bool = False
 
     @property
     def download_files(self) -> tuple[str, ...]:
@@ -109,6 +114,7 @@ class ModelRow:
         note: str = "",
         size_bytes: int | None = None,
         repo: str | None = None,
+        broken: bool = False,
     ) -> ModelRow:
         """A GGUF file on this computer (``spec`` from its header; None if unreadable).
 
@@ -134,6 +140,7 @@ class ModelRow:
             repo=repo,
             path=path,
             note=note,
+            broken=broken,
         )
 
     @classmethod
@@ -178,10 +185,39 @@ def library_rows(found: Iterable[LocalModel], *, projectors: bool = False) -> li
             note=model.problem or "",
             size_bytes=model.size_bytes,
             repo=model.repo_id,
+            broken=model.status == "corrupt",
         )
         for model in found
         if projectors or model.status != "projector"
     ]
+
+
+def file_key(row: ModelRow) -> str:
+    """Which file a row stands for: a local row's resolved path (a file reached through a
+    symlink and through its target is one file, one row), else its location."""
+    if row.source != "local" or row.path is None:
+        return row.location
+    try:
+        return str(row.path.resolve())
+    except OSError:
+        return row.location
+
+
+def file_labels(rows: Iterable[ModelRow]) -> dict[str, str]:
+    """How each local row's file is told apart from the others, by location: its file name
+    ("Llama-3.2-1B-Q4_K_M.gguf"), or with its folder when two folders hold that name
+    ("models/Llama-3.2-1B-Q4_K_M.gguf" beside "Downloads/Llama-3.2-1B-Q4_K_M.gguf")."""
+    local = [r for r in rows if r.source == "local" and r.path is not None]
+    counts: dict[str, int] = {}
+    for row in local:
+        assert row.path is not None
+        counts[row.path.name] = counts.get(row.path.name, 0) + 1
+    labels: dict[str, str] = {}
+    for row in local:
+        assert row.path is not None
+        name = row.path.name
+        labels[row.location] = f"{row.path.parent.name}/{name}" if counts[name] > 1 else name
+    return labels
 
 
 def format_params(params: int | None) -> str:

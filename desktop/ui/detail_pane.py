@@ -30,6 +30,7 @@ from desktop.core.rows import ModelRow, format_params
 from desktop.core.units import format_bytes
 from desktop.services.llama_check import LlamaChecker, check_key
 from desktop.services.signals import emit
+from desktop.ui import theme
 from desktop.ui.icons import glyph_icon
 from desktop.ui.memory_bars import MemoryBars
 from desktop.ui.models_table import ModelsTableModel, format_speed, plan_speed
@@ -261,7 +262,11 @@ class DetailPane(QWidget):
         self.file_label.setText(file_line)
         self.file_label.setToolTip(row.location)
 
-        if plan is None:
+        if plan is None and row.broken:
+            self.badge.set_verdict("Broken", theme.BROKEN)
+            self.speed_label.setText("")
+            self.speed_hint.setText("")
+        elif plan is None:
             self.badge.set_verdict("No estimate" if row.spec is None else "Checking…", None)
             self.speed_label.setText("")
             self.speed_hint.setText("")
@@ -296,11 +301,12 @@ class DetailPane(QWidget):
         )
 
     def _show_plan(self, row: ModelRow, plan: Plan | None) -> None:
+        # A file with no estimate has no memory to show: its reason is said once, below.
+        self.memory_title.setVisible(row.spec is not None)
+        self.bars.setVisible(row.spec is not None)
         if plan is None:
             self.bars.set_plans([])
-            self.bars.set_placeholder(
-                row.note if row.spec is None else "Waiting for the hardware check to finish…"
-            )
+            self.bars.set_placeholder("Waiting for the hardware check to finish…")
             self.reason_label.setText(row.note if row.spec is None else "")
             self.suggestion_label.setText("")
             self.note_label.setText("")
@@ -369,6 +375,8 @@ class DetailPane(QWidget):
             quant = sibling.quant
             if quant_counts[quant] > 1 and sibling.uploader:
                 quant = f"{quant} · {sibling.uploader}"  # the same quant from two uploaders
+            elif quant_counts[quant] > 1 and self._table.file_label(sibling):
+                quant = f"{quant} · {self._table.file_label(sibling)}"  # two local copies
             size = "?" if sibling.file_size_bytes is None else format_bytes(sibling.file_size_bytes)
             verdict_text = plan.verdict_label if plan is not None else "No estimate"
             values = [

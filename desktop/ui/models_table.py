@@ -46,9 +46,17 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.core.estimate import Plan, Verdict
-from desktop.core.rows import ModelRow, RowSource, format_params, verdict_sort_key
+from desktop.core.rows import (
+    ModelRow,
+    RowSource,
+    file_key,
+    file_labels,
+    format_params,
+    verdict_sort_key,
+)
 from desktop.core.units import format_bytes
 from desktop.services.signals import emit
+from desktop.ui import theme
 from desktop.ui.hub_box import HubBox
 from desktop.ui.icons import glyph_icon
 from desktop.ui.state import CONTEXT_CHOICES, WorkbenchState, context_label
@@ -160,6 +168,7 @@ class ModelsTableModel(QAbstractTableModel):
         self._given: dict[RowSource, list[ModelRow]] = {}
         self._plans: list[Plan | None] = []
         self._local_names: set[str] = set()
+        self._file_labels: dict[str, str] = {}  # local rows' file names, by location
         self._repeated_quants: set[tuple[str, str]] = set()
         self._loading = False
         state.estimatesChanged.connect(self.reevaluate)
@@ -195,13 +204,13 @@ class ModelsTableModel(QAbstractTableModel):
     def add_rows(self, rows: Iterable[ModelRow]) -> None:
         """Append rows (one whose location is already present replaces the old one)."""
         new = _unique(rows)
-        locations = {r.location for r in new}
+        files = {file_key(r) for r in new}
         for source, given in self._given.items():
-            self._given[source] = [r for r in given if r.location not in locations]
+            self._given[source] = [r for r in given if file_key(r) not in files]
         for row in new:
             self._given.setdefault(row.source, []).append(row)
-        if any(r.location in locations for r in self._rows):
-            self._show_rows([*(r for r in self._rows if r.location not in locations), *new])
+        if any(file_key(r) in files for r in self._rows):
+            self._show_rows([*(r for r in self._rows if file_key(r) not in files), *new])
             return
         if not new:
             return
@@ -273,7 +282,12 @@ class ModelsTableModel(QAbstractTableModel):
             return None
         return self._state.estimate(row.spec)
 
+    def file_label(self, row: ModelRow) -> str:
+        """The file name that tells a local row apart ("" for other rows)."""
+        return self._file_labels.get(row.location, "")
+
     def _update_local_names(self) -> bool:
+        self._file_labels = file_labels(self._rows)
         names = {r.file_name for r in self._rows if r.source == "local"}
         changed = names != self._local_names
         self._local_names = names
@@ -340,13 +354,18 @@ class ModelsTableModel(QAbstractTableModel):
         if role == PLAN_ROLE:
             return plan
         if role == VERDICT_ROLE:
+            if plan is None and row.broken:
+                return theme.BROKEN
             return plan.verdict if plan is not None else None
         if role == Qt.ItemDataRole.ToolTipRole:
             return self._tooltip(row, plan, column)
         if role == Qt.ItemDataRole.TextAlignmentRole:
             return _alignment(column)
         if role == SECONDARY_ROLE and column == Column.NAME:
-            # Only where it tells two otherwise identical rows apart.
+            # A local file by its file name (two copies of one model read apart); an uploader
+            # only where it tells two otherwise identical rows apart.
+            if row.source == "local":
+                return self._file_labels.get(row.location, "")
             return row.uploader if self.uploader_matters(row) else ""
         if role == Qt.ItemDataRole.FontRole and column == Column.NAME:
             font = QFont()
@@ -373,6 +392,8 @@ class ModelsTableModel(QAbstractTableModel):
         if column == Column.VERDICT:
             if plan is not None:
                 return plan.verdict_label
+            if row.broken:
+                return "Broken"
             if row.spec is None:
                 return "No estimate"
             return "Checking…"
@@ -442,11 +463,12 @@ class ModelsTableModel(QAbstractTableModel):
 
 
 def _unique(rows: Iterable[ModelRow]) -> list[ModelRow]:
-    """Rows in order, the last of any repeated location winning its place."""
-    by_location: dict[str, ModelRow] = {}
+    """Rows in order, the last of any repeated location (or local file reached by two paths,
+    rows.file_key) winning its place."""
+    by_file: dict[str, ModelRow] = {}
     for row in rows:
-        by_location[row.location] = row
-    return list(by_location.values())
+        by_file[file_key(row)] = row
+    return list(by_file.values())
 
 
 class ModelsFilterProxy(QSortFilterProxyModel):

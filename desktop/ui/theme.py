@@ -8,12 +8,14 @@ system theme. The few fixed hues here are picked per theme: a badge keeps its me
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
 from PySide6.QtGui import QColor, QPalette
 
 from desktop.core.estimate import Verdict
 
 __all__ = [
+    "BROKEN",
     "SEGMENTS",
     "BadgeColors",
     "banner_colors",
@@ -70,9 +72,18 @@ _VERDICT_DARK = {
 }
 
 
-def verdict_colors(verdict: Verdict | None, palette: QPalette) -> BadgeColors:
-    """The badge colours of a verdict; None (no estimate) uses neutral palette colours."""
-    if verdict is None:
+#: The badge of a file that cannot be read (in place of a verdict): red in either theme.
+BROKEN: Final = "broken"
+_BROKEN = {False: ("#c62828", "#ffffff"), True: ("#b71c1c", "#ffffff")}
+
+
+def verdict_colors(verdict: Verdict | str | None, palette: QPalette) -> BadgeColors:
+    """The badge colours of a verdict (or :data:`BROKEN`); None (no estimate) uses neutral
+    palette colours."""
+    if verdict == BROKEN:
+        fill, text = (QColor(c) for c in _BROKEN[is_dark(palette)])
+        return BadgeColors(fill, text, fill.darker(115))
+    if not isinstance(verdict, Verdict):
         base = palette.color(QPalette.ColorRole.Button)
         text = palette.color(QPalette.ColorRole.PlaceholderText)
         return BadgeColors(base, text, palette.color(QPalette.ColorRole.Mid))

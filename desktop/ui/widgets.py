@@ -45,7 +45,7 @@ def paint_badge(
     painter: QPainter,
     rect: QRect | QRectF,
     text: str,
-    verdict: Verdict | None,
+    verdict: Verdict | str | None,
     palette: QPalette,
     font: QFont,
 ) -> None:
@@ -171,7 +171,7 @@ class VerdictBadge(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._text = ""
-        self._verdict: Verdict | None = None
+        self._verdict: Verdict | str | None = None
         self.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
         self.setAccessibleName("Verdict")
 
@@ -179,7 +179,7 @@ class VerdictBadge(QWidget):
     def text(self) -> str:
         return self._text
 
-    def set_verdict(self, text: str, verdict: Verdict | None) -> None:
+    def set_verdict(self, text: str, verdict: Verdict | str | None) -> None:
         self._text = text
         self._verdict = verdict
         self.setAccessibleDescription(text)

@@ -72,8 +72,10 @@ def test_good_truncated_partial_and_projector_files_are_all_listed(
     with pytest.raises(GGUFError) as reader:
         read_header_file(truncated)
     assert broken.status == "corrupt"
-    assert broken.problem == str(reader.value)
-    assert "truncated" in broken.problem
+    # The reader's sentence, naming the file as the row does (the row shows the folder).
+    assert broken.problem == str(reader.value).replace(str(truncated), "truncated-Q8_0.gguf")
+    assert broken.problem.startswith("truncated-Q8_0.gguf is truncated")
+    assert str(tmp_path) not in broken.problem
     assert broken.spec is None and not broken.runnable
     assert found["empty.gguf"].status == "corrupt"
 
