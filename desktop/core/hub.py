@@ -85,7 +85,8 @@ __all__ = [
 DEFAULT_HEADER_BUDGET_BYTES: Final = 32 * 1024 * 1024  # bytes
 
 GATED_MESSAGE: Final = (
-    "This model is gated: accept its license on huggingface.co and log in with a token."
+    "This model is gated: accept its license on the model page, then add a token in Settings "
+    "(or set HF_TOKEN)."
 )
 
 _SPLIT_RE: Final = re.compile(r"^(?P<stem>.+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.gguf$", re.I)
@@ -143,8 +144,8 @@ def _http_error(exc: HfHubHTTPError, repo_id: str, filename: str | None) -> HubE
         # request carries no token, so the message names both possibilities.
         return HubAccessError(
             f"Hugging Face would not show {repo_id}: it is gated or private, or it does not "
-            "exist. Check the name; if it is gated, accept its license on huggingface.co and "
-            "log in with a token."
+            "exist. Check the name; if it is gated, accept the licence on the model page, then "
+            "add a token in Settings (or set HF_TOKEN)."
         )
     if isinstance(exc, RevisionNotFoundError) or code == "RevisionNotFound":
         return HubNotFoundError(

@@ -34,6 +34,7 @@ __all__ = [
     "RemoteLookup",
     "header_reads",
     "parse_repo_id",
+    "read_file_row",
     "read_remote_rows",
     "skipped_files",
     "summary",
@@ -112,7 +113,7 @@ def _parts(model: RemoteModelFile) -> tuple[str, ...]:
     return tuple(model.filenames) if model.is_split else ()
 
 
-def _read_row(
+def read_file_row(
     model: RemoteModelFile, endpoint: str | None, cache_dir: Path | None
 ) -> tuple[ModelRow, str]:
     """The row of one file from its header; spec None and the reason when it cannot be read."""
@@ -150,7 +151,7 @@ def read_remote_rows(
     usable = _usable(models)
     to_read, rest = usable[:max_reads], usable[max_reads:]
     with ThreadPoolExecutor(max_workers=_PARALLEL_READS, thread_name_prefix="hub-header") as pool:
-        results = list(pool.map(lambda m: _read_row(m, endpoint, cache_dir), to_read))
+        results = list(pool.map(lambda m: read_file_row(m, endpoint, cache_dir), to_read))
     unread_note = (
         f"Its header was not read: a lookup reads the first {max_reads} files of a repo. "
         "Download it for an exact estimate."

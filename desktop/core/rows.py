@@ -23,12 +23,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
 from desktop.core.catalog import Catalog, CatalogModel, CatalogVariant
 from desktop.core.estimate import Plan, Verdict, sibling_suggestion
 from desktop.core.library import LocalModel
 from desktop.core.modelspec import ModelSpec, spec_from_catalog
+
+if TYPE_CHECKING:  # hub_search builds rows; rows only name its type
+    from desktop.core.hub_search import HubRepo
 
 __all__ = [
     "NO_ESTIMATE_RANK",
@@ -81,6 +84,13 @@ class ModelRow:
     # A local file that cannot be read at all (damaged, cut short, not a GGUF file): the
     # table shows a red "Broken" badge and `note` says why in one sentence.
     broken: bool = False
+    # A Hugging Face search result (downloads, likes, gated, ...); None for other rows.
+    hub: HubRepo | None = None
+
+    @property
+    def is_hub_repo(self) -> bool:
+        """A search result not opened into its files yet (no file to download or load)."""
+        return self.hub is not None and self.file is None and self.path is None
 
     @property
     def download_files(self) -> tuple[str, ...]:

@@ -9,14 +9,22 @@ It answers exactly the requests ``huggingface_hub`` makes for what the app uses:
   ``X-Linked-Etag`` (the sha256) and ``X-Linked-Size``; with ``cdn=False`` the file is served
   in place with the same headers.
 * ``GET`` of the file with ``Range: bytes=a-b`` -> 206 with ``Content-Range``.
+* ``GET /api/models?filter=gguf&search=..&sort=..&limit=..&expand=..`` (``HfApi.list_models``):
+  the matching repos, best first, with only the ``expand``-ed properties (and ``id``), the
+  ``gguf`` summary computed from the repo's first GGUF file as the Hub does (parameters,
+  architecture, context length), paged by ``page_size`` with a ``Link: <...>; rel="next"``
+  header carrying a cursor, as huggingface.co pages.
 
 Every request and every body byte sent is counted, and faults can be switched on: drop the
 connection after N body bytes, ignore Range, report a wrong sha256, answer 401/403/404 for a
-repository, or send slowly (a bounded delay per 64 KiB chunk).
+repository, or send slowly (a bounded delay per 64 KiB chunk); for the search: answer with
+given statuses first (429 with ``Retry-After``, 5xx), wait before answering, or hang up without
+an answer.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import socket
@@ -28,7 +36,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 SEND_CHUNK = 64 * 1024  # bytes per socket write
 MAX_CHUNK_DELAY_S = 0.2  # "slow" stays bounded: a test never waits long
@@ -67,7 +75,18 @@ def write_split_model(path: Path, model: Any, max_tensors: int) -> list[Path]:
     return sorted(path.parent.glob(f"{path.stem}-*-of-*.gguf"))
 
 
+_SHA256_CACHE: dict[tuple[str, int, int], str] = {}
+
+
 def sha256_file(path: Path) -> str:
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    if key not in _SHA256_CACHE:
+        _SHA256_CACHE[key] = _hash_file(path)
+    return _SHA256_CACHE[key]
+
+
+def _hash_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as file:
         while block := file.read(1024 * 1024):
@@ -89,6 +108,36 @@ class HubRepo:
     repo_id: str
     commit: str
     files: dict[str, HubFile] = field(default_factory=dict)
+    # What the search answers about it (the Hub's own counters and summary).
+    downloads: int = 0
+    likes: int = 0
+    trending_score: int = 0
+    last_modified: str = "2025-01-01T00:00:00.000Z"
+    gated: bool | str = False
+    tags: tuple[str, ...] = ("gguf",)
+    gguf: dict[str, Any] | None = None  # None: computed from its first GGUF file
+
+
+def gguf_summary(path: Path) -> dict[str, Any]:
+    """What the Hub's ``gguf`` field says of a file: total parameters, architecture, context
+    length (read with the ``gguf`` package's own reader, not the app's)."""
+    import gguf
+
+    reader = gguf.GGUFReader(str(path))
+
+    def value(key: str) -> Any:
+        field = reader.get_field(key)
+        return field.contents() if field is not None else None
+
+    arch = value("general.architecture")
+    summary: dict[str, Any] = {
+        "total": int(sum(int(t.n_elements) for t in reader.tensors)),
+        "architecture": arch,
+    }
+    context = value(f"{arch}.context_length")
+    if context is not None:
+        summary["context_length"] = int(context)
+    return summary
 
 
 @dataclass
@@ -97,6 +146,11 @@ class Faults:
     ignore_range: bool = False  # answer every GET with 200 and the whole file
     status: dict[str, tuple[int, str | None]] = field(default_factory=dict)  # repo -> code
     chunk_delay_s: float = 0.0  # pause between 64 KiB chunks (capped)
+    # The search (GET /api/models): statuses to answer first, one per request (then normal
+    # answers); seconds to wait before answering; requests to hang up on without an answer.
+    search_statuses: list[int] = field(default_factory=list)
+    search_delay_s: float = 0.0
+    search_drops: int = 0
 
 
 @dataclass(frozen=True)
@@ -110,6 +164,7 @@ class Seen:
     status: int
     authorized: bool  # an Authorization header came with it
     body_bytes: int
+    query: str = ""  # the query string as sent
 
 
 class HubServer:
@@ -126,6 +181,7 @@ class HubServer:
         self._hub = _Server(self, "hub")
         self._cdn = _Server(self, "cdn") if cdn else None
         self._threads: list[threading.Thread] = []
+        self.page_size = 1000  # results per page of the search, as huggingface.co caps them
 
     # -- setup --------------------------------------------------------------
 
@@ -144,11 +200,28 @@ class HubServer:
         if repo is None:
             commit = hashlib.sha1(repo_id.encode()).hexdigest()
             repo = self.repos[repo_id] = HubRepo(repo_id, commit)
-        digest = sha256 or sha256_file(source)
+        digest = sha256 or sha256_file(source)  # cached per file: the sparse ones are 13 GB
         file = HubFile(path, source, source.stat().st_size, digest, digest)
         repo.files[path] = file
         self.blobs[digest] = file
         return file
+
+    def describe(self, repo_id: str, **fields: Any) -> HubRepo:
+        """Set what the search says of a repo (downloads, likes, gated, gguf, ...); a repo
+        with no files yet is created."""
+        repo = self.repos.get(repo_id)
+        if repo is None:
+            commit = hashlib.sha1(repo_id.encode()).hexdigest()
+            repo = self.repos[repo_id] = HubRepo(repo_id, commit)
+        for key, value in fields.items():
+            if not hasattr(repo, key):
+                raise TypeError(f"HubRepo has no field {key!r}")
+            setattr(repo, key, value)
+        return repo
+
+    def searches(self) -> list[Seen]:
+        """The search requests seen (GET /api/models)."""
+        return [s for s in self.seen if s.path == "/api/models"]
 
     def report_wrong_sha256(self, repo_id: str, path: str) -> None:
         """The Hub lists (and the ETag says) a sha256 that the content does not have."""
@@ -255,6 +328,9 @@ class _Handler(BaseHTTPRequestHandler):
         if path.startswith("/api/models/"):
             self._model_info(path.removeprefix("/api/models/"))
             return
+        if path == "/api/models" and not head:
+            self._search()
+            return
         parts = path.lstrip("/").split("/", 4)
         if len(parts) == 5 and parts[2] == "resolve":
             owner, name, _, revision, file_path = parts
@@ -307,6 +383,84 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+    def _search(self) -> None:
+        """``HfApi.list_models``: filter, search, sort (descending), limit, expand, cursor."""
+        hub = self.server.hub
+        faults = hub.faults
+        with hub._lock:
+            drop = faults.search_drops > 0
+            faults.search_drops -= 1 if drop else 0
+            status = faults.search_statuses.pop(0) if faults.search_statuses else None
+            delay = faults.search_delay_s
+        if delay:
+            time.sleep(delay)
+        if drop:
+            self._record(0, 0)
+            self._hang_up()
+            return
+        if status is not None:
+            extra = {"Retry-After": "0"} if status == 429 else {}
+            self._error(status, None, extra)
+            return
+        query = parse_qs(urlsplit(self.path).query)
+        filters = query.get("filter", [])
+        text = (query.get("search") or [""])[0].lower()
+        sort = (query.get("sort") or [""])[0]
+        limit = int((query.get("limit") or ["0"])[0]) or None
+        expand = query.get("expand", [])
+        cursor = (query.get("cursor") or [""])[0]
+        start = int(base64.urlsafe_b64decode(cursor.encode()).decode()) if cursor else 0
+        repos = [
+            r
+            for r in hub.repos.values()
+            if all(f in r.tags for f in filters) and text in r.repo_id.lower()
+        ]
+        keys = {
+            "downloads": lambda r: r.downloads,
+            "likes": lambda r: r.likes,
+            "trendingScore": lambda r: r.trending_score,
+            "lastModified": lambda r: r.last_modified,
+        }
+        if sort in keys:
+            repos.sort(key=keys[sort], reverse=True)
+        size = min(limit or hub.page_size, hub.page_size)
+        page = repos[start : start + size]
+        body = json.dumps([self._search_item(r, expand) for r in page]).encode()
+        self._record(200, 0)
+        self.send_response(200)
+        if start + size < len(repos):
+            rest = [(k, v) for k, values in query.items() if k != "cursor" for v in values]
+            rest.append(("cursor", base64.urlsafe_b64encode(str(start + size).encode()).decode()))
+            self.send_header("Link", f'<{hub.url}/api/models?{urlencode(rest)}>; rel="next"')
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    @staticmethod
+    def _search_item(repo: HubRepo, expand: list[str]) -> dict[str, Any]:
+        summary = repo.gguf
+        if summary is None:
+            models = [f for f in repo.files.values() if f.path.endswith(".gguf")]
+            first = next((f for f in models if "mmproj" not in f.path), None)
+            summary = gguf_summary(first.source) if first is not None else {}
+            repo.gguf = summary  # the Hub computes it once per upload
+        every: dict[str, Any] = {
+            "author": repo.repo_id.split("/", 1)[0],
+            "downloads": repo.downloads,
+            "likes": repo.likes,
+            "trendingScore": repo.trending_score,
+            "lastModified": repo.last_modified,
+            "gated": repo.gated,
+            "private": False,
+            "tags": list(repo.tags),
+            "gguf": summary,
+            "sha": repo.commit,
+        }
+        item: dict[str, Any] = {"_id": repo.commit[:24], "id": repo.repo_id}
+        item.update({k: every[k] for k in expand if k in every})
+        return item
 
     def _resolve(self, repo_id: str, revision: str, file_path: str, *, head: bool) -> None:
         repo = self._repo(repo_id, revision)
@@ -429,6 +583,7 @@ class _Handler(BaseHTTPRequestHandler):
                 status=status,
                 authorized=self.headers.get("Authorization") is not None,
                 body_bytes=body_bytes,
+                query=urlsplit(self.path).query,
             )
         )
 
@@ -482,3 +637,121 @@ def serving_two_gguf(model_files: dict[str, Path]) -> Iterator[HubServer]:
         running.add_file(TWO_GGUF_REPO, "mmproj-qwen3-F16.gguf", model_files[TWO_GGUF_QWEN])
         running.add_file(TWO_GGUF_REPO, "big-Q2_K-00001-of-00002.gguf", model_files[TWO_GGUF_LLAMA])
         yield running
+
+
+#: The search tests' Hub: repos whose names hold "qwen" (and one that does not), the Hub's
+#: counters for sorting, a gated repo, and Qwen3-8B-shaped files (sparse: real headers, no
+#: data on disk) so the catalog's qwen3-8b numbers give "about" verdicts before any header.
+QWEN8B_REPO = "test/Qwen3-8B-GGUF"
+QWEN_TINY_REPO = "test/qwen3-tiny-GGUF"
+GATED_REPO = "test/Qwen3-gated-GGUF"
+LLAMA_REPO = "test/llama-gqa-GGUF"
+MISSING_REPO = "test/Qwen3-vanished-GGUF"
+
+
+def qwen3_8b_shape(weight_type: str) -> Any:
+    """Qwen3 8B's shape (the catalog's qwen3-8b numbers, models.json) in one storage type."""
+    from synth import SynthModel
+
+    return SynthModel(
+        arch="qwen3",
+        n_layer=36,
+        n_embd=4096,
+        n_head=32,
+        n_head_kv=8,
+        head_dim=128,
+        n_ff=12288,
+        n_vocab=151936,
+        ctx_train=40960,
+        weight_type=weight_type,
+        embd_type=weight_type,
+        output_type="Q6_K" if weight_type != "Q8_0" else "Q8_0",
+    )
+
+
+def shape_summary(model: Any) -> dict[str, Any]:
+    """The Hub's ``gguf`` summary of a synth.SynthModel shape (its tensors' element count),
+    for the big sparse files whose full header the ``gguf`` reader takes long to parse."""
+    import numpy as np
+    from synth import _tensor_shapes
+
+    total = sum(int(np.prod(shape)) for _, shape, _ in _tensor_shapes(model))
+    return {"total": total, "architecture": model.arch, "context_length": model.ctx_train}
+
+
+def write_search_models(folder: Path) -> dict[str, Path]:
+    """The files of the search Hub, written once per test session (a few seconds)."""
+    from dataclasses import replace
+
+    from synth import ACCURACY_MODELS, write_header_only, write_model
+
+    folder.mkdir(parents=True, exist_ok=True)
+    files = write_two_gguf_models(folder)
+    files["Qwen3-8B-Q4_K_M.gguf"] = write_header_only(
+        folder / "Qwen3-8B-Q4_K_M.gguf", qwen3_8b_shape("Q4_K")
+    )
+    files["Qwen3-8B-Q8_0.gguf"] = write_header_only(
+        folder / "Qwen3-8B-Q8_0.gguf", qwen3_8b_shape("Q8_0")
+    )
+    files["qwen3-tiny-Q4_0.gguf"] = write_model(
+        folder / "qwen3-tiny-Q4_0.gguf",
+        replace(ACCURACY_MODELS["qwen3"], weight_type="Q4_0"),
+    )
+    return files
+
+
+def _stand_in_sha256(name: str) -> str:
+    """An LFS sha256 for the sparse 5-9 GB files, which are never downloaded (hashing their
+    zeros would take half a minute per test)."""
+    return hashlib.sha256(name.encode()).hexdigest()
+
+
+@contextmanager
+def serving_search_world(files: dict[str, Path]) -> Iterator[HubServer]:
+    """A running Hub for the search: see QWEN8B_REPO and the others above."""
+    with running_hub() as hub:
+        for name in ("Qwen3-8B-Q4_K_M.gguf", "Qwen3-8B-Q8_0.gguf"):
+            hub.add_file(QWEN8B_REPO, name, files[name], sha256=_stand_in_sha256(name))
+        hub.add_file(QWEN8B_REPO, "mmproj-Qwen3-8B-F16.gguf", files[TWO_GGUF_QWEN])
+        hub.describe(
+            QWEN8B_REPO,
+            gguf=shape_summary(qwen3_8b_shape("Q4_K")),
+            downloads=52_000,
+            likes=310,
+            trending_score=12,
+            last_modified="2025-05-02T08:30:00.000Z",
+        )
+        hub.add_file(QWEN_TINY_REPO, TWO_GGUF_QWEN, files[TWO_GGUF_QWEN])
+        hub.add_file(QWEN_TINY_REPO, "qwen3-tiny-Q4_0.gguf", files["qwen3-tiny-Q4_0.gguf"])
+        hub.describe(
+            QWEN_TINY_REPO,
+            downloads=900,
+            likes=4,
+            trending_score=40,
+            last_modified="2025-09-20T12:00:00.000Z",
+        )
+        hub.add_file(
+            GATED_REPO,
+            "Qwen3-8B-Q4_K_M.gguf",
+            files["Qwen3-8B-Q4_K_M.gguf"],
+            sha256=_stand_in_sha256("gated Qwen3-8B-Q4_K_M.gguf"),
+        )
+        hub.describe(
+            GATED_REPO,
+            gguf=shape_summary(qwen3_8b_shape("Q4_K")),
+            downloads=7_000,
+            likes=120,
+            gated="manual",
+            last_modified="2025-03-01T00:00:00.000Z",
+        )
+        hub.faults.status[GATED_REPO] = (401, "GatedRepo")
+        hub.add_file(LLAMA_REPO, TWO_GGUF_LLAMA, files[TWO_GGUF_LLAMA])
+        hub.describe(LLAMA_REPO, downloads=99_000, likes=900)
+        # Listed by the search, gone when opened (deleted between the two requests).
+        hub.describe(
+            MISSING_REPO,
+            downloads=10,
+            gguf={"total": 8_190_735_360, "architecture": "qwen3", "context_length": 40960},
+        )
+        hub.faults.status[MISSING_REPO] = (404, "RepoNotFound")
+        yield hub
