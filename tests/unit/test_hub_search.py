@@ -54,8 +54,8 @@ def catalog() -> Catalog:
 
 
 def _gpu(vram_gib: float) -> list[Device]:
-    from desktop.core.hardware import HardwareProfile
     from desktop.core.estimate import devices_from_profile
+    from desktop.core.hardware import HardwareProfile
 
     profile = HardwareProfile.from_json(
         json.dumps(
@@ -166,7 +166,7 @@ def test_expanding_a_repo_then_exact_verdicts_from_headers_only(
     sizes = sum(r.file_size_bytes or 0 for r in rows)
     assert hub.bytes_sent < 0.01 * sizes  # the headers, not the 13 GB of the files
     plans = [estimate(r.spec, Settings(n_ctx=4096), _gpu(8)) for r in rows if r.spec]
-    assert [p.verdict for p in plans][0] is Verdict.FULL_GPU  # Q4_K_M fits 8 GB
+    assert plans[0].verdict is Verdict.FULL_GPU  # Q4_K_M fits 8 GB
     assert plans[1].verdict is Verdict.PARTIAL  # Q8_0 (8.7 GB) does not
     # Again: from the header cache, no request at all.
     hub.reset_counters()
