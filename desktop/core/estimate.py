@@ -1181,10 +1181,12 @@ def speed_work(
 
 
 #: What one split on another computer costs per decoded token beyond its weights and the link's
-#: round trip: serializing the graph, the server's scheduling, the TCP stack twice. Fitted from
-#: Gemma 3 270M decode runs over loopback on the development machine (tests/bench/
-#: bench_accuracy.py --rpc prints the measured and predicted rates); a LAN adds its latency.
-RPC_SPLIT_SECONDS = 0.0011
+#: round trip: serializing the graph, the server's scheduling, the TCP stack twice. Measured
+#: over loopback on the development machine (2 shared vCPUs): Gemma 3 270M at 1 thread decoded
+#: 21.3 tok/s on the CPU, 20.4 with every layer on one server and 19.7 on two, 1.7-1.9 ms per
+#: remote split beyond the 0.28 ms round trip (`tests/bench/bench_accuracy.py` prints these
+#: figures last). A LAN adds its own round trip, which the probe measures.
+RPC_SPLIT_SECONDS = 0.0018
 #: The link's rate for the activations that cross to and from each remote device: a gigabit
 #: Ethernet link's 125 MB/s (the common home network; loopback is much faster).
 RPC_LINK_BYTES_PER_S = 125e6
@@ -1286,6 +1288,9 @@ def estimate(spec: ModelSpec, settings: Settings, devices: Sequence[Device]) -> 
         verdict = Verdict.TOO_LARGE if best == 0 and cpu_plan.fits is False else Verdict.PARTIAL
         notes.append(f"{n_gpu} GPU layers do not fit; at most {best} do.")
     reason, suggestion = _explain(spec, settings, devices, plans, verdict, n_gpu, best, ctx_full)
+    spread = spread_sentence(plans)
+    if spread:  # other computers hold layers: say which machine holds what first
+        reason = f"{spread} {reason}"
     return Plan(
         model_name=spec.name or spec.architecture,
         estimate_kind="exact" if spec.source == "header" else "catalog",
@@ -1304,6 +1309,31 @@ def estimate(spec: ModelSpec, settings: Settings, devices: Sequence[Device]) -> 
         predicted_prompt_tokens_per_s=prompt,
         notes=tuple(notes),
     )
+
+
+def spread_sentence(devices: Sequence[DevicePlan]) -> str | None:
+    """ "Fits across 2 computers: 9 layers here (CPU), 10 on 192.168.1.20:50052 (RPC)." when
+    other computers' devices hold layers; None when this computer holds them all."""
+    remote = [d for d in devices if d.endpoint and d.layers]
+    if not remote:
+        return None
+    local = [d for d in devices if not d.endpoint]
+    here = sum(d.layers for d in local)
+    kinds = "/".join(dict.fromkeys(d.kind.upper() for d in local if d.layers))
+    computers = 1 + len({d.endpoint for d in remote})
+    first = f"{here} layers here ({kinds})" if here else "the token embedding here (CPU)"
+    parts = [first] + [
+        f"{d.layers} on {d.name} (RPC)" for d in remote
+    ]
+    short = [d for d in devices if not d.fits]
+    verb = "Fits across" if not short else "Needs more than"
+    tail = ""
+    if short:
+        tail = " " + "; ".join(
+            f"{d.name} has {_gb(d.capacity_bytes)} free for the {_gb(d.total_bytes)} it would hold."
+            for d in short
+        )
+    return f"{verb} {computers} computers: {', '.join(parts)}.{tail}"
 
 
 def _gb(n: float) -> str:

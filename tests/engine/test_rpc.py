@@ -20,44 +20,23 @@ import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from rpc_cases import CASES, Case, free_port, plan_and_load, share
 from synth import ACCURACY_MODELS, write_model
 
 from desktop.core import rpc
-from desktop.core.estimate import Settings, compare_by_device, devices_from_profile, estimate
-from desktop.core.gguf import read_header_file
-from desktop.core.hardware import detect
-from desktop.core.modelspec import spec_from_header
+from desktop.core.estimate import compare_by_device
 from desktop.engine import protocol as p
 from desktop.engine.runner import WorkerError, WorkerExited, WorkerRunner
 
 pytestmark = [pytest.mark.engine, pytest.mark.usefixtures("cpu_only_build")]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _share(threads: int = 1) -> rpc.ShareServer:
-    server = rpc.ShareServer("127.0.0.1", _free_port())
-    server.command = _with_threads(server.command, threads)  # type: ignore[method-assign]
-    server.start()
-    assert server.listening() is None
-    return server
-
-
-def _with_threads(command: Callable[[], list[str]], threads: int) -> Callable[[], list[str]]:
-    return lambda: [*command(), "--threads", str(threads)]
-
-
 @pytest.fixture(scope="module")
 def servers() -> Iterator[list[rpc.ShareServer]]:
-    started = [_share(), _share()]
+    started = [share(), share()]
     yield started
     for server in started:
         server.stop()
@@ -71,56 +50,13 @@ def synth_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     }
 
 
-@dataclass(frozen=True)
-class Case:
-    model: str  # "gemma" or an ACCURACY_MODELS name
-    n_servers: int
-    n_gpu_layers: int
-    n_ctx: int
-
-
-CASES = [
-    Case("gemma", 1, 0, 1024),
-    Case("gemma", 1, 5, 1024),
-    Case("gemma", 1, 99, 2048),
-    Case("gemma", 2, 7, 1024),
-    Case("gemma", 2, 99, 1024),  # 19 layers: every one offloaded, llama.cpp pipelines
-    Case("llama-gqa", 2, 3, 2048),
-    Case("llama-gqa", 2, 99, 2048),  # 9 layers
-    Case("qwen3", 1, 99, 512),
-]
-
-
-def _plan_and_load(path: Path, endpoints: list[str], n_gpu_layers: int, n_ctx: int):  # type: ignore[no-untyped-def]
-    probed = rpc.probe_servers(endpoints)
-    assert all(s.ok for s in probed), [s.error for s in probed]
-    remote = [d for s in probed for d in s.devices]
-    settings = Settings(n_ctx=n_ctx, n_gpu_layers=n_gpu_layers, n_threads=1)
-    devices = devices_from_profile(
-        detect(measure_bandwidth=False), settings.reserve_bytes, None, remote
-    )
-    plan = estimate(spec_from_header(read_header_file(path)), settings, devices)
-    load = p.Load(
-        path=str(path),
-        n_gpu_layers=plan.gpu_layers,
-        n_ctx=n_ctx,
-        n_threads=1,
-        rpc_servers=endpoints,
-    )
-    with WorkerRunner() as runner:
-        loaded = runner.load(load)
-    return plan, loaded
-
-
-@pytest.mark.parametrize(
-    "case", CASES, ids=lambda c: f"{c.model}-{c.n_servers}srv-ngl{c.n_gpu_layers}-ctx{c.n_ctx}"
-)
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.label)
 def test_plan_matches_llama_cpp_per_device(
     case: Case, servers: list[rpc.ShareServer], gemma_path: Path, synth_models: dict[str, Path]
 ) -> None:
     path = gemma_path if case.model == "gemma" else synth_models[case.model]
     endpoints = [s.endpoint for s in servers[: case.n_servers]]
-    plan, loaded = _plan_and_load(path, endpoints, case.n_gpu_layers, case.n_ctx)
+    plan, loaded = plan_and_load(path, endpoints, case.n_gpu_layers, case.n_ctx)
     report = loaded.report()
     assert report.offloaded_layers == plan.gpu_layers
     rows = compare_by_device(plan, report)
@@ -148,7 +84,7 @@ def test_plan_matches_llama_cpp_per_device(
 
 
 def test_nothing_listening_is_a_sentence() -> None:
-    endpoint = f"127.0.0.1:{_free_port()}"
+    endpoint = f"127.0.0.1:{free_port()}"
     started = time.monotonic()
     (server,) = rpc.probe_servers([endpoint])
     assert server.error is not None and "nothing is listening" in server.error
@@ -156,7 +92,7 @@ def test_nothing_listening_is_a_sentence() -> None:
 
 
 def test_worker_refuses_a_server_where_nothing_listens(gemma_path: Path) -> None:
-    endpoint = f"127.0.0.1:{_free_port()}"
+    endpoint = f"127.0.0.1:{free_port()}"
     with WorkerRunner() as runner:
         with pytest.raises(WorkerError) as failed:
             runner.load(
@@ -250,7 +186,7 @@ def test_another_protocol_version_is_refused_with_llama_cpps_words(
 
 
 def test_server_killed_during_generation_ends_with_a_sentence(gemma_path: Path) -> None:
-    server = _share()
+    server = share()
     try:
         with WorkerRunner() as runner:
             runner.load(
@@ -280,7 +216,7 @@ def test_server_killed_during_generation_ends_with_a_sentence(gemma_path: Path) 
 
 
 def test_server_killed_during_load_ends_with_a_sentence(gemma_path: Path) -> None:
-    server = _share()
+    server = share()
     try:
         with WorkerRunner() as runner:
             runner.send(
@@ -322,6 +258,6 @@ def test_share_server_reports_its_device_and_stops(servers: list[rpc.ShareServer
     assert info["name"] == "CPU" and 0 < info["free_bytes"] <= info["total_bytes"]
     (probed,) = rpc.probe_servers([servers[0].endpoint])
     assert probed.ok and probed.devices[0].free_bytes > 0 and probed.devices[0].latency_s > 0
-    extra = _share()
+    extra = share()
     extra.stop()
     assert extra.process is not None and extra.process.poll() is not None
