@@ -65,6 +65,7 @@ class Transcript(QTextBrowser):
     """
 
     MAX_TEXT_WIDTH = 820  # px: lines longer than this are hard to read
+    MARGIN = 18  # px around the text, at least
 
     #: (action, entry index): a message's "Copy" or "Edit" link was clicked.
     actionRequested = Signal(str, int)
@@ -75,7 +76,7 @@ class Transcript(QTextBrowser):
         self.setOpenLinks(False)  # a click must never navigate away from the chat
         self.anchorClicked.connect(self._open_link)
         self.setFrameShape(QFrame.Shape.NoFrame)
-        self.document().setDocumentMargin(18)
+        self.document().setDocumentMargin(self.MARGIN)
         self._entries: list[TranscriptEntry] = []
         self._answer_frame: QTextFrame | None = None
         self._scratch = QTextDocument(self)  # where Markdown is parsed before it goes in
@@ -97,6 +98,7 @@ class Transcript(QTextBrowser):
         self._entries.clear()
         self._answer_frame = None
         self.document().clear()
+        self._fit_column()
 
     def add_user(self, text: str, turn: int = -1) -> None:
         self._entries.append(TranscriptEntry("user", text, "You", turn=turn))
@@ -160,6 +162,7 @@ class Transcript(QTextBrowser):
         """Draw every entry again (the colours follow a new palette)."""
         entries = self._entries
         self.document().clear()
+        self._fit_column()
         self._answer_frame = None
         for entry in entries:
             if entry.kind == "user":
@@ -378,10 +381,14 @@ class Transcript(QTextBrowser):
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
-        # Centre a readable column on wide windows.
-        side = max(0, (self.viewport().width() - self.MAX_TEXT_WIDTH) // 2)
+        self._fit_column()
+
+    def _fit_column(self) -> None:
+        """Centre a readable column on wide windows; keep the margin on narrow ones (the
+        side margins replace the document's own, and clearing the document resets them)."""
+        side = max(self.MARGIN, (self.viewport().width() - self.MAX_TEXT_WIDTH) // 2)
         fmt = self._root().frameFormat()
-        if fmt.leftMargin() != side:
+        if fmt.leftMargin() != side or fmt.rightMargin() != side:
             fmt.setLeftMargin(side)
             fmt.setRightMargin(side)
             self._root().setFrameFormat(fmt)
