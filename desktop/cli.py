@@ -9,6 +9,8 @@
     llm-workbench bench    PATH [--ctx N] [--gpu-layers N] [--tokens N] [--json]
     llm-workbench search   TEXT [--sort downloads|trending|updated|likes] [--limit N] [--exact]
                            [--json]
+    llm-workbench serve    MODEL [--port 8080] [--host 127.0.0.1] [--api-key KEY] [--ctx N]
+                           [--gpu-layers N|auto] [--threads N]
 
 Heavy modules are imported inside each command so `--version` and `--help` stay instant and
 the GUI never pays for what it does not use. Errors a person can meet are printed as one
@@ -147,6 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
     from desktop.cli_search import add_search_parser
 
     add_search_parser(sub, add_plan_args, _positive_int)
+
+    from desktop.cli_serve import add_serve_parser
+
+    add_serve_parser(sub, _positive_int, _layers)
 
     calibrate = sub.add_parser(
         "calibrate", help="measure this computer's speed with a short standard run"
@@ -582,6 +588,20 @@ def _local_rows() -> list[ModelRow]:
     return library_rows(library.scan(folders), projectors=True)
 
 
+def _add_starter_picks(
+    ranked: list[tuple[ModelRow, Plan | None, str | None]], rows: list[dict[str, Any]]
+) -> None:
+    """``starter_pick: {section, why}`` on the rows the starter picks show (core.starter_picks)."""
+    from desktop.core.catalog import load_catalog
+    from desktop.core.starter_picks import starter_picks
+
+    picks = {p.location: p for _, ps in starter_picks(load_catalog()) for p in ps}
+    for (row, _, _), out in zip(ranked, rows, strict=True):
+        pick = picks.get(row.location)
+        if pick is not None:
+            out["starter_pick"] = {"section": pick.section.key, "why": pick.why}
+
+
 def _cmd_models(args: argparse.Namespace) -> int:
     from desktop.core.settings import DEFAULT_N_CTX
     from desktop.core.units import format_bytes
@@ -592,7 +612,10 @@ def _cmd_models(args: argparse.Namespace) -> int:
     figures = None if args.hardware else _machine_figures(profile)
     ranked = _ranked_rows(profile, settings, local=args.local, figures=figures)
     if args.json:
-        _print_json({"n_ctx": settings.n_ctx, "models": [_row_dict(*item) for item in ranked]})
+        rows = [_row_dict(*item) for item in ranked]
+        if not args.local:
+            _add_starter_picks(ranked, rows)
+        _print_json({"n_ctx": settings.n_ctx, "models": rows})
         return 0
     if not ranked:
         print("No models found." if args.local else "The catalog is empty.")
@@ -632,6 +655,12 @@ def _cmd_search(args: argparse.Namespace) -> int:
     figures = None if args.hardware else _machine_figures(profile)
     devices = devices_from_profile(profile, settings.reserve_bytes, figures)
     return cmd_search(args, settings, devices, UserError)
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from desktop.cli_serve import cmd_serve
+
+    return cmd_serve(args, UserError)
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -862,6 +891,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "calibrate": _cmd_calibrate,
         "share": _cmd_share,
         "search": _cmd_search,
+        "serve": _cmd_serve,
     }
     try:
         return handlers[args.command](args)

@@ -372,6 +372,14 @@ EVENT_TYPES: tuple[type[Any], ...] = (
     ApiStarted,
     ApiFinished,
 )
+#: The events about serving other apps (desktop.services.api_serving takes them).
+API_EVENT_TYPES: tuple[type[Any], ...] = (
+    Serving,
+    ServingStopped,
+    ApiRequest,
+    ApiStarted,
+    ApiFinished,
+)
 _TYPES: dict[str, type[Any]] = {cls.type: cls for cls in (*REQUEST_TYPES, *EVENT_TYPES)}
 _HINTS: dict[type[Any], dict[str, Any]] = {
     cls: typing.get_type_hints(cls) for cls in _TYPES.values()

@@ -196,14 +196,17 @@ class WorkerRunner:
     def events_for(self, request_id: str, timeout: float | None = None) -> Iterator[p.Event]:
         """Events answering one request, until its terminal event (included).
 
-        Terminal events: Loaded, Unloaded, Done, Error. ``timeout`` applies to each wait.
+        Terminal events: Loaded, Unloaded, Done, Error, Serving, ServingStopped. ``timeout``
+        applies to each wait.
         """
         while True:
             event = self.next_event(timeout=timeout)
             if event.id and event.id != request_id:
-                continue  # a late answer to an earlier request (e.g. a stale Error)
+                continue  # a late answer to an earlier request, or another app's request
             yield event
-            if isinstance(event, p.Loaded | p.Unloaded | p.Done | p.Error):
+            if isinstance(
+                event, p.Loaded | p.Unloaded | p.Done | p.Error | p.Serving | p.ServingStopped
+            ):
                 return
 
     def request(self, request: p.Request, timeout: float | None = 600.0) -> list[p.Event]:
@@ -230,6 +233,14 @@ class WorkerRunner:
     def stop(self) -> None:
         """Ask the running chat to stop; its Done (stop_reason "user") follows."""
         self.send(p.Stop())
+
+    def serve(self, request: p.Serve, timeout: float | None = 30.0) -> p.Serving:
+        """Serve the loaded model to other apps; raise :class:`WorkerError` with the reason."""
+        return self._expect(self.request(request, timeout), p.Serving)
+
+    def stop_serving(self, timeout: float | None = 30.0) -> p.ServingStopped:
+        """Stop the HTTP server; its port is free when this returns."""
+        return self._expect(self.request(p.StopServing(), timeout), p.ServingStopped)
 
     @staticmethod
     def _expect(events: list[p.Event], kind: type[_E]) -> _E:

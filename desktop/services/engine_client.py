@@ -16,6 +16,8 @@ QtCore only: no widgets, no llama_cpp.
 from __future__ import annotations
 
 import collections
+import dataclasses
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,21 +33,23 @@ from PySide6.QtCore import (
 )
 
 from desktop.core import crash
+from desktop.core.dryrun import DryRun, dry_run, dry_run_request
+from desktop.core.hardware import default_cache_dir
+from desktop.core.hardware.backends import NON_OFFLOAD_BACKENDS
+from desktop.core.units import format_bytes
 from desktop.engine import protocol as p
 from desktop.engine.runner import STDERR_TAIL_LINES, worker_command, worker_environment
 from desktop.services.load_request import LoadRequest
 from desktop.services.signals import emit
+from desktop.services.tasks import Task, run_in_thread
 
 DEFAULT_STOP_TIMEOUT_MS = 2000
+log = logging.getLogger(__name__)
 
 _PORTABLE_BUILD_FIX = (
     "Install the portable build of llama-cpp-python: "
     'CMAKE_ARGS="-DGGML_NATIVE=OFF" pip install --force-reinstall --no-cache-dir '
     "llama-cpp-python."
-)
-_MEMORY_FIX = (
-    "Load the model with fewer GPU layers or a smaller context, or close other programs "
-    "that use a lot of memory."
 )
 
 
@@ -64,18 +68,32 @@ def explain_exit(
     *,
     activity: str = "",
     stderr_tail: str = "",
+    memory: crash.MemoryFacts | None = None,
+    gpu_layers: int = 0,
+    loading: bool = False,
 ) -> CrashExplanation:
-    """Explain how the worker ended.
+    """Explain how the worker ended, from the facts the app has.
 
     ``crashed`` is QProcess's CrashExit: then ``exit_code`` is the signal number on
     POSIX. A shell wrapper turns a signal N into the exit status 128 + N, and Windows
     reports NTSTATUS codes; both are understood too. ``activity`` says what the
-    worker was doing ("while loading model.gguf"), ``stderr_tail`` is its last output.
+    worker was doing ("while loading model.gguf"), ``stderr_tail`` is its last output
+    (llama.cpp's own reason is quoted, never a backtrace line: :func:`crash.llama_reason`).
+    ``memory`` is the headroom a moment before (the monitor's samples), ``gpu_layers`` the
+    layers on a GPU, ``loading`` whether it died reading a file: out-of-memory is said only
+    when memory was short, GPU advice given only with GPU layers, and an abort that the file
+    itself causes offers another file instead of the same reload.
     """
     cause = crash.exit_cause(exit_code, crashed=crashed)
     during = f" {activity}" if activity else ""
-    said = _last_words(stderr_tail)
+    said = crash.llama_reason(stderr_tail)
     quoted = f' It said: "{said}".' if said else ""
+    facts = memory or crash.MemoryFacts()
+    on_gpu = gpu_layers != 0
+    ram_short = facts.ram_short
+    vram_short = facts.vram_short if on_gpu else False
+    short = bool(ram_short) or bool(vram_short)
+    fewer_layers = "fewer GPU layers or " if on_gpu else ""
 
     if cause.kind == crash.ILLEGAL_INSTRUCTION:
         return CrashExplanation(
@@ -85,19 +103,58 @@ def explain_exit(
             _PORTABLE_BUILD_FIX,
         )
     if cause.kind == crash.KILLED:
+        if short:
+            return CrashExplanation(
+                "killed",
+                f"The model worker was killed{during}: the computer ran out of memory "
+                f"({_headroom(facts, on_gpu)} a moment before), and the operating system "
+                "ends the biggest program then.",
+                f"Load the model with {fewer_layers}a smaller context or a smaller "
+                "quantization, or close other programs that use a lot of memory.",
+            )
+        if ram_short is False:
+            return CrashExplanation(
+                "killed_from_outside",
+                f"The model worker was killed{during} from outside the app (SIGKILL, as "
+                f"`kill -9` or a task manager sends): {_headroom(facts, on_gpu)} a moment "
+                "before, so it did not run out of memory.",
+                "Load the model again.",
+            )
         return CrashExplanation(
             "killed",
-            f"The model worker was killed{during}, most likely by the operating system "
-            "because the computer ran out of memory.",
-            _MEMORY_FIX,
+            f"The model worker was killed{during} (SIGKILL). The operating system does that "
+            "when memory runs out, but how much was free is not known.",
+            "Load the model again. If it happens again, use a smaller context or a smaller "
+            "quantization, or close other programs that use a lot of memory.",
         )
     if cause.kind == crash.ABORTED:
+        message = f"llama.cpp aborted the model worker{during}.{quoted}"
+        if short:
+            return CrashExplanation(
+                "aborted",
+                f"{message} Memory was short ({_headroom(facts, on_gpu)} a moment before).",
+                f"Load the model with {fewer_layers}a smaller context, or close other "
+                "programs that use a lot of memory.",
+            )
+        if loading and ram_short is False and vram_short is not None and not vram_short:
+            return CrashExplanation(
+                "aborted_by_file",
+                f"{message} It stopped while reading the file with memory to spare, so the "
+                "file itself is the likely cause: loading it again would abort the same way.",
+                "Pick another file or another quantization of this model, or download this "
+                "one again (it may be damaged or made for a newer llama.cpp).",
+            )
         return CrashExplanation(
             "aborted",
-            f"llama.cpp aborted the model worker{during}.{quoted}",
-            "Load the model again. If it aborts again, offload fewer GPU layers or use a "
-            "smaller context (running out of GPU memory aborts llama.cpp), or update "
-            "llama-cpp-python.",
+            message,
+            "Load the model again. If it aborts again, "
+            + (
+                "offload fewer GPU layers or use a smaller context (running out of GPU "
+                "memory aborts llama.cpp), "
+                if on_gpu
+                else "use a smaller context or another quantization, "
+            )
+            + "or update llama-cpp-python.",
         )
     if cause.kind == crash.SEGFAULT:
         return CrashExplanation(
@@ -128,18 +185,37 @@ def explain_exit(
     )
 
 
-def _last_words(stderr_tail: str) -> str:
-    """The last line worth quoting: an assertion, an error, an exception."""
-    lines = [line.strip() for line in stderr_tail.splitlines() if line.strip()]
-    keys = ("GGML_ASSERT", "error", "Error", "failed", "abort", "terminate called", "what()")
-    for line in reversed(lines):
-        if line.startswith(
-            ("Fatal Python error", "Current thread", "Thread 0x", "File ", "Extension modules")
-        ):
-            continue  # faulthandler's traceback, not the cause
-        if any(key in line for key in keys):
-            return line[:300]
-    return ""
+def _dry_run_request(planned: LoadRequest) -> dict[str, object]:
+    """The dry run's request for a load: its plan's, else the worker request's own settings."""
+    if planned.plan is not None:
+        return dry_run_request(planned.plan)
+    load = planned.load
+    return {
+        "n_ctx": load.n_ctx,
+        "n_gpu_layers": load.n_gpu_layers,
+        "kv_type": load.kv_type,
+        "flash_attn": load.flash_attn,
+        "n_batch": load.n_batch,
+        "n_ubatch": load.n_ubatch,
+        "swa_full": load.swa_full,
+        "offload_kqv": True,
+    }
+
+
+def _headroom(facts: crash.MemoryFacts, on_gpu: bool) -> str:
+    """ "12.5 GB of 23.5 GB RAM free" (and the VRAM, with GPU layers)."""
+    parts = []
+    if facts.ram_available_bytes is not None and facts.ram_total_bytes:
+        parts.append(
+            f"{format_bytes(facts.ram_available_bytes)} of "
+            f"{format_bytes(facts.ram_total_bytes)} RAM free"
+        )
+    if on_gpu and facts.vram_free_bytes is not None and facts.vram_total_bytes:
+        parts.append(
+            f"{format_bytes(facts.vram_free_bytes)} of "
+            f"{format_bytes(facts.vram_total_bytes)} VRAM free"
+        )
+    return " and ".join(parts) or "free memory unknown"
 
 
 class EngineClient(QObject):
@@ -164,6 +240,13 @@ class EngineClient(QObject):
     crashed = Signal(str, str, str)  # kind, message, suggestion: the worker died
     stateChanged = Signal(str)
     loadStarted = Signal(object)  # LoadRequest: a load was queued (current_load)
+    # LoadRequest: a load failed (llama.cpp's check refused the file, or the load itself
+    # failed and the model before it was loaded again) and this one is the model loaded now.
+    modelKept = Signal(object)
+    # Serving other apps (desktop.services.api_serving): a protocol Serving, ServingStopped,
+    # ApiRequest, ApiStarted, ApiFinished, an Error of kind "serve_failed", or a Token of
+    # another app's answer (never sent through ``token``, which is the window's chat).
+    apiEvent = Signal(object)
 
     def __init__(
         self,
@@ -184,11 +267,24 @@ class EngineClient(QObject):
         self._model: p.Loaded | None = None
         self._current_load: LoadRequest | None = None
         self._stderr: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
+        # What llama.cpp said, without the debugger backtrace that follows an abort (hundreds
+        # of lines that would push its GGML_ASSERT line out of the tail above).
+        self._said: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
+        self._memory_facts: Callable[[], crash.MemoryFacts | None] | None = None
+        # A failed load keeps the working model: llama.cpp's dry run checks the file before
+        # the worker frees anything (_checking), and a load that fails after all brings the
+        # model before it back (_restore: that model's request; _restoring: its reload).
+        self._checking: LoadRequest | None = None
+        self._check_task: Task | None = None
+        self._restore: LoadRequest | None = None
+        self._restoring: str = ""
+        self.check_before_load = True
         self._stderr_partial = b""
         self._state = "stopped"
         self._stop_timer = QTimer(self)
         self._stop_timer.setSingleShot(True)
         self._stop_timer.timeout.connect(self._on_stop_timeout)
+        self._api_ids: set[str] = set()  # other apps' requests the worker is answering
 
     # ------------------------------------------------------------------ properties
 
@@ -231,6 +327,11 @@ class EngineClient(QObject):
         """The worker's last lines on stderr: llama.cpp's log, tracebacks."""
         return "".join(self._stderr)
 
+    def set_memory_facts(self, source: Callable[[], crash.MemoryFacts | None] | None) -> None:
+        """Where the memory headroom before a crash comes from (the monitor's samples), so a
+        death is explained by what the machine had (:func:`explain_exit`)."""
+        self._memory_facts = source
+
     # ------------------------------------------------------------------ requests
 
     def start(self) -> None:
@@ -248,6 +349,7 @@ class EngineClient(QObject):
         self._hello = None
         self._expected_exit = False
         self._stderr.clear()
+        self._said.clear()
         self._stderr_partial = b""
         process.start(self._command[0], self._command[1:])
         self._update_state()
@@ -255,13 +357,73 @@ class EngineClient(QObject):
     def load(self, request: p.Load | LoadRequest) -> str:
         """Queue a model load (starting the worker if needed); return the request id.
 
-        A bare :class:`~desktop.engine.protocol.Load` is a load without a plan.
+        A bare :class:`~desktop.engine.protocol.Load` is a load without a plan. While a model
+        is loaded, llama.cpp's dry run checks the new file first: a file it refuses is
+        answered with ``error`` (kind "refused") and the loaded model stays (``modelKept``).
+        If the load fails after the worker freed the model, that model is loaded again.
         """
         planned = request if isinstance(request, LoadRequest) else LoadRequest(request)
+        working = self._current_load if self._model is not None else None
+        if self._restoring != planned.load.id:
+            self._restore = working
         self._current_load = planned
         self.start()
         emit(self.loadStarted, planned)
+        if working is not None and self.check_before_load and self._restoring != planned.load.id:
+            self._check_first(planned)
+            return planned.load.id
+        self._checking = None
         return self._enqueue(planned.load)
+
+    def _check_first(self, planned: LoadRequest) -> None:
+        """Ask llama.cpp's dry run about ``planned`` off the GUI thread, then load or refuse."""
+        self._checking = planned
+        request = _dry_run_request(planned)
+        path = Path(planned.path)
+        hello = self._hello
+        build = f"{hello.llama_cpp_version} {'/'.join(hello.backends)}" if hello else ""
+        cache = default_cache_dir() / "dry-runs"
+
+        def ask() -> DryRun:
+            return dry_run(path, request, build=build, cache_dir=cache)
+
+        def failed(exc: BaseException) -> None:  # dry_run never raises; belt and braces
+            answered(DryRun(ok=False, llama_cpp_version="unknown", seconds=0.0, reason=str(exc)))
+
+        def answered(result: DryRun) -> None:
+            if self._checking is not planned:
+                return  # a newer load replaced this one
+            self._checking = None
+            self._check_task = None
+            if result.ok:
+                self.start()
+                self._enqueue(planned.load)
+                return
+            kept = self._restore if self._model is not None else None
+            self._restore = None
+            self._current_load = kept
+            reason = result.reason or "llama.cpp can't load this file."
+            if kept is not None:
+                reason += f" {kept.model_name} is still loaded."
+            emit(self.error, p.Error(kind="bad_model", message=reason, id=planned.load.id))
+            if kept is not None:
+                emit(self.modelKept, kept)
+            self._update_state()
+
+        self._check_task = run_in_thread(ask, answered, failed)
+        self._update_state()
+
+    def _restore_after_failure(self) -> LoadRequest | None:
+        """Load the model that worked again after a failed load; the request, or None."""
+        previous, self._restore = self._restore, None
+        if previous is None:
+            return None
+        again = dataclasses.replace(
+            previous, load=dataclasses.replace(previous.load, id=p.new_request_id())
+        )
+        self._restoring = again.load.id
+        self.load(again)
+        return again
 
     def retry_with(self, n_gpu_layers: int) -> str:
         """Load the last model again with another GPU layer count (after out of memory)."""
@@ -301,6 +463,14 @@ class EngineClient(QObject):
         self._write(p.Stop())
         self._stop_timer.start(self.stop_timeout_ms)
         self._update_state()
+
+    def send_now(self, request: p.Serve | p.StopServing) -> bool:
+        """Write a request the worker answers at once, beside the queue (serving other apps);
+        False when no worker is ready to read it."""
+        if self._process is None or self._hello is None:
+            return False
+        self._write(request)
+        return True
 
     def cancel_queued(self) -> int:
         """Drop the requests not sent yet; return how many."""
@@ -395,7 +565,18 @@ class EngineClient(QObject):
             return
         current = self._current
         if isinstance(event, p.Token):
-            emit(self.token, event)
+            if event.id in self._api_ids:
+                emit(self.apiEvent, event)
+            else:
+                emit(self.token, event)
+        elif isinstance(event, p.API_EVENT_TYPES) or (
+            isinstance(event, p.Error) and event.kind == "serve_failed"
+        ):
+            if isinstance(event, p.ApiRequest):
+                self._api_ids.add(event.id)
+            elif isinstance(event, p.ApiFinished):
+                self._api_ids.discard(event.id)
+            emit(self.apiEvent, event)
         elif isinstance(event, p.LoadProgress):
             emit(self.loadProgress, event.fraction)
         elif isinstance(event, p.Hello):
@@ -404,7 +585,12 @@ class EngineClient(QObject):
             self._pump()
         elif isinstance(event, p.Loaded):
             self._model = event
+            self._restore = None
             emit(self.loaded, event)
+            if self._restoring and event.id == self._restoring:
+                self._restoring = ""
+                if self._current_load is not None:
+                    emit(self.modelKept, self._current_load)
             self._finish_current()
         elif isinstance(event, p.Done):
             self._stop_timer.stop()
@@ -416,11 +602,19 @@ class EngineClient(QObject):
             self._finish_current()
         elif isinstance(event, p.Error):
             answers_current = current is not None and event.id == current.id
-            if answers_current and isinstance(current, p.Load):
+            failed_load = answers_current and isinstance(current, p.Load)
+            if failed_load:
                 self._model = None  # the worker frees the old model before loading
+            previous = self._restore if failed_load and self._restoring != event.id else None
+            if previous is not None:
+                event = dataclasses.replace(
+                    event, message=f"{event.message} Loading {previous.model_name} again…"
+                )
             emit(self.error, event)
             if answers_current:
                 self._finish_current()
+            if previous is not None:
+                self._restore_after_failure()
         else:
             emit(
                 self.error,
@@ -433,7 +627,10 @@ class EngineClient(QObject):
         data = self._stderr_partial + bytes(self._process.readAllStandardError().data())
         *lines, self._stderr_partial = data.split(b"\n")
         for line in lines:
-            self._stderr.append(line.decode("utf-8", "replace") + "\n")
+            text = line.decode("utf-8", "replace") + "\n"
+            self._stderr.append(text)
+            if not crash.is_backtrace_line(text):
+                self._said.append(text)
 
     def _on_stop_timeout(self) -> None:
         chat = self._current
@@ -472,16 +669,51 @@ class EngineClient(QObject):
             self._stderr_partial = b""
         expected = self._expected_exit
         activity = self._activity()
+        loading = isinstance(self._current, p.Load)
+        gpu_layers = self._gpu_layers_in_use()
         self._teardown()
         if expected:
             return
         crashed = exit_status == QProcess.ExitStatus.CrashExit
         if not crashed and exit_code == 0 and activity == "":
             return  # it exited on its own while idle (its stdin closed): nothing was lost
+        previous = self._restore if loading and self._restoring == "" else None
+        memory = self._memory_facts() if self._memory_facts is not None else None
         explanation = explain_exit(
-            exit_code, crashed, activity=activity, stderr_tail=self.stderr_tail()
+            exit_code,
+            crashed,
+            activity=activity,
+            stderr_tail="".join(self._said),
+            memory=memory,
+            gpu_layers=gpu_layers,
+            loading=loading,
         )
-        emit(self.crashed, explanation.kind, explanation.message, explanation.suggestion)
+        # The whole tail (the backtrace too) goes to the log file; the person reads the reason.
+        log.warning(
+            "the model worker ended (%s): %s\n%s", explanation.kind, explanation.message,
+            self.stderr_tail(),
+        )
+        message = explanation.message
+        if previous is not None:
+            message += f" {previous.model_name}, the model loaded before, is being loaded again."
+            self._current_load = previous  # what a fix button reloads, if it offers one
+        self._restoring = ""
+        emit(self.crashed, explanation.kind, message, explanation.suggestion)
+        if previous is not None:
+            self._restore_after_failure()
+
+    def _gpu_layers_in_use(self) -> int:
+        """Layers on a GPU when the worker died: the model's, or the load's request (0 on a
+        build without a GPU backend, whatever was asked)."""
+        current = self._current
+        if isinstance(current, p.Load):
+            hello = self._hello
+            if hello is not None and all(
+                b.lower() in NON_OFFLOAD_BACKENDS for b in hello.backends
+            ):
+                return 0
+            return current.n_gpu_layers
+        return self._model.n_gpu_layers if self._model is not None else 0
 
     def _activity(self) -> str:
         current = self._current
@@ -521,7 +753,7 @@ class EngineClient(QObject):
         if self._hello is None:
             return "starting"
         current = self._current
-        if isinstance(current, p.Load):
+        if isinstance(current, p.Load) or self._checking is not None:
             return "loading"
         if isinstance(current, p.Chat):
             return "stopping" if self._stopping else "generating"
