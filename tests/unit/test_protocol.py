@@ -84,6 +84,37 @@ MESSAGE_STRATEGIES = {
         details=st.dictionaries(text, ints | text | st.none(), max_size=3),
         id=text,
     ),
+    p.Serve: st.builds(
+        p.Serve,
+        host=text,
+        port=ints,
+        api_key=st.none() | text,
+        cors_origins=st.lists(text, max_size=3),
+        unavailable_reason=text,
+    ),
+    p.StopServing: st.builds(p.StopServing),
+    p.Serving: st.builds(
+        p.Serving, host=text, port=ints, url=text, api_key_required=st.booleans(), id=text
+    ),
+    p.ServingStopped: st.builds(p.ServingStopped, reason=text, id=text),
+    p.ApiRequest: st.builds(
+        p.ApiRequest, client=text, endpoint=text, waiting=ints, t=floats, id=text
+    ),
+    p.ApiStarted: st.builds(p.ApiStarted, t=floats, id=text),
+    p.ApiFinished: st.builds(
+        p.ApiFinished,
+        client=text,
+        endpoint=text,
+        status=ints,
+        prompt_tokens=ints,
+        generated_tokens=ints,
+        ttft_s=floats,
+        gen_tokens_per_s=floats,
+        stop_reason=text,
+        message=text,
+        t=floats,
+        id=text,
+    ),
 }
 
 
