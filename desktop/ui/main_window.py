@@ -294,6 +294,9 @@ class MainWindow(QMainWindow):
         self.load_panel.loadRequested.connect(engine.load)
         self.load_panel.follow(engine)
         engine.loaded.connect(self._on_engine_loaded)
+        # The status line says what is loaded: it follows every load, unload and crash.
+        for signal in (engine.loaded, engine.unloaded, engine.crashed):
+            signal.connect(self._update_status)
         engine.modelKept.connect(
             lambda kept: self._show_message(f"{kept.model_name} is still the model loaded.")
         )
@@ -329,7 +332,11 @@ class MainWindow(QMainWindow):
         log.debug("re-evaluated %d rows in %.1f ms", self._table.rowCount(), seconds * 1000)
 
     def _update_status(self, *_args: object) -> None:
-        self.status_text.setText(status_sentence(self._state))
+        engine = self._engine
+        loaded = engine.model if engine is not None else None
+        last = engine.last_load if engine is not None else None
+        loaded_file = Path(last.path).name if loaded is not None and last is not None else ""
+        self.status_text.setText(status_sentence(self._state, loaded, loaded_file))
 
     def _about(self) -> None:
         QMessageBox.about(

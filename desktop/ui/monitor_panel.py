@@ -33,6 +33,7 @@ from PySide6.QtGui import QColor, QFont, QHideEvent, QPalette, QShowEvent
 from PySide6.QtWidgets import QApplication, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from desktop.core.estimate import Plan
+from desktop.core.memory_gap import memory_gap_sentence
 from desktop.core.ringbuffer import RingBuffer
 from desktop.core.units import GIB, format_bytes
 from desktop.services.monitor import Monitor
@@ -67,10 +68,14 @@ def _gpu_color(index: int, palette: QPalette) -> QColor:
 
 
 class _SecondsAgoAxis(pg.AxisItem):
-    """An x axis in seconds relative to now: "3 min ago" ... "now"."""
+    """An x axis relative to now in one unit: "165 s ago" ... "now" for the last few minutes,
+    "10 min ago" ... "now" beyond ten (never "2 min ago" beside "165 s ago")."""
+
+    _span = 0.0
 
     def tickSpacing(self, minVal: float, maxVal: float, size: float) -> list[tuple[float, float]]:
         span = maxVal - minVal
+        self._span = span
         if span > 600:
             return [(300.0, 0.0), (60.0, 0.0)]
         if span > 150:
@@ -80,13 +85,14 @@ class _SecondsAgoAxis(pg.AxisItem):
         return [(5.0, 0.0), (1.0, 0.0)]
 
     def tickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:
+        minutes = self._span > 600  # the ticks are whole minutes then
         out = []
         for value in values:
             ago = -round(value)
             if ago <= 0:
                 out.append("now")
-            elif ago % 60 == 0:
-                out.append(f"{ago // 60} min ago")
+            elif minutes:
+                out.append(f"{ago / 60:g} min ago")
             else:
                 out.append(f"{ago} s ago")
         return out
@@ -244,6 +250,15 @@ class MonitorPanel(QWidget):
         self.rss_curve = self.ram_plot.curve("Model worker", width=2.0)
         self.ram_capacity_line = self.ram_plot.level(Qt.PenStyle.DashLine, 0.98, below=True)
         self.ram_estimate_line = self.ram_plot.level(Qt.PenStyle.DashDotLine, 0.6)
+        # The capacity in words when the plot is scaled to the model, below the whole RAM.
+        self.ram_scale_note = pg.TextItem("", anchor=(1, 0))
+        self.ram_scale_note.setVisible(False)
+        self.ram_plot.addItem(self.ram_scale_note, ignoreBounds=True)
+        # Why the worker holds more or less than the estimate, in a sentence.
+        self.memory_note = HintLabel("", self)
+        self.memory_note.setWordWrap(True)
+        self.memory_note.setAccessibleName("Why measured and estimated memory differ")
+        self.memory_note.setVisible(False)
 
         self.ram_plot.setXLink(self.rate_plot)
         self.vram_plot.setXLink(self.rate_plot)
@@ -270,6 +285,7 @@ class MonitorPanel(QWidget):
                 row.addWidget(self.no_gpu_label, 1)
             layout.addLayout(row)
             layout.addWidget(plot, 1)
+        layout.addWidget(self.memory_note)
 
         self._timer = QTimer(self)
         self._timer.setInterval(max(1, round(1000 / fps)))
@@ -347,10 +363,36 @@ class MonitorPanel(QWidget):
         rss = _window(monitor.worker_rss, first)
         self.ram_curve.setData(x, ram)
         self.rss_curve.setData(x, rss)
-        ram_top = max(_top(ram), _top(rss))
-        for line in self._visible([self.ram_capacity_line, self.ram_estimate_line]):
-            ram_top = max(ram_top, float(line.value()))
-        self._set_top("ram", self.ram_plot, max(ram_top * 1.15, GIB))
+        self._scale_ram(_top(ram), _top(rss))
+
+    def _scale_ram(self, all_programs: float, worker: float) -> None:
+        """Scale the RAM plot to the model: its worker and its estimate. The whole RAM (23 GB
+        against a 400 MB worker) would flatten both; what is above the scale is said in words
+        at the top of the plot instead."""
+        capacity = self.ram_capacity_line.value() if self.ram_capacity_line.isVisible() else 0.0
+        estimate = self.ram_estimate_line.value() if self.ram_estimate_line.isVisible() else 0.0
+        model = max(worker, float(estimate))
+        whole = max(all_programs, float(capacity))
+        if model <= 0 or whole <= model * 1.5:
+            top = max(whole * 1.15, GIB)  # no model yet, or the model is most of the RAM
+        else:
+            top = max(model * 1.4, 256 * 1024**2)
+        self._set_top("ram", self.ram_plot, top)
+        top = self._y_tops["ram"]
+        used = format_bytes(round(all_programs))
+        ram_size = format_bytes(round(float(capacity)))
+        if all_programs > top and capacity > top:
+            note = f"Above this scale: all programs use {used} of the {ram_size} of RAM"
+        elif capacity > top:
+            note = f"Above this scale: the {ram_size} of RAM"
+        elif all_programs > top:
+            note = f"Above this scale: all programs use {used}"
+        else:
+            note = ""
+        if note != self.ram_scale_note.toPlainText():
+            self.ram_scale_note.setText(note)
+        self.ram_scale_note.setVisible(bool(note))
+        self.ram_scale_note.setPos(self.window_s * 0.02, top)
 
     @staticmethod
     def _visible(lines: list[pg.InfiniteLine]) -> list[pg.InfiniteLine]:
@@ -498,6 +540,21 @@ class MonitorPanel(QWidget):
         if sample.worker_rss is not None:
             ram += f" · model worker {format_bytes(sample.worker_rss)}"
         _set_text(self.ram_value, ram)
+        self._explain_memory(sample)
+
+    def _explain_memory(self, sample: Any) -> None:
+        """Say why the worker holds more or less than the estimate, where it does."""
+        notes = []
+        cpu_plan = self._cpu_plan()
+        if cpu_plan is not None and cpu_plan.total_bytes:
+            what = "In RAM the model worker holds"
+            notes.append(memory_gap_sentence(cpu_plan, sample.worker_rss, what=what))
+        for gpu, plan in zip(sample.gpus, self._gpu_plans(), strict=False):
+            what = f"On {self._gpu_name(gpu.index)} the model worker holds"
+            notes.append(memory_gap_sentence(plan, gpu.worker_vram, what=what))
+        text = " ".join(n for n in notes if n)
+        _set_text(self.memory_note, text)
+        self.memory_note.setVisible(bool(text))
 
     def _header(self, title: str) -> tuple[QLabel, HintLabel]:
         label = QLabel(title, self)
@@ -539,6 +596,7 @@ class MonitorPanel(QWidget):
         _style(ram, self.rss_curve, _color("rss", palette))
         _style_level(ram, self.ram_capacity_line, _color("ram", palette))
         _style_level(ram, self.ram_estimate_line, _color("rss", palette))
+        self.ram_scale_note.setColor(_color("ram", palette))
         for index in range(len(self.vram_curves)):
             self._color_gpu(index, palette)
 

@@ -15,6 +15,7 @@ from PySide6.QtGui import QFont, QIcon, QPalette
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QToolButton, QVBoxLayout, QWidget
 
 from desktop.core.units import GIB
+from desktop.engine.protocol import Loaded
 from desktop.ui.icons import GlyphLabel, glyph_icon
 from desktop.ui.state import WorkbenchState, context_label
 from desktop.ui.widgets import HintLabel
@@ -135,17 +136,32 @@ def header_row(parent: QWidget, what_if: QWidget, settings: QToolButton) -> QHBo
     return header
 
 
-def status_sentence(state: WorkbenchState) -> str:
-    """The status line: what the estimates are for, or why there are none yet."""
+def status_sentence(
+    state: WorkbenchState, loaded: Loaded | None = None, loaded_file: str = ""
+) -> str:
+    """The status line: the model that is loaded (its file, the context it runs with and
+    where its layers are), then what the estimates are for, or why there are none yet. The
+    VRAM reserve is mentioned only where the machine shown has a GPU."""
     if state.detection_error:
         return "The hardware check failed: " + state.detection_error
     if state.profile is None:
         return "Checking your hardware…"
+    running = ""
+    if loaded is not None:
+        layers = (
+            f"{loaded.n_gpu_layers} layers on the GPU"
+            if loaded.n_gpu_layers
+            else "every layer on the CPU"
+        )
+        name = loaded_file or "A model"
+        running = (
+            f"Loaded: {name}, {context_label(loaded.n_ctx)} tokens of context, {layers}. "
+        )
     machine = state.what_if_label or "this computer"
-    return (
-        f"Estimates for {machine} at {context_label(state.n_ctx)} tokens of context; "
-        f"{state.reserve_bytes / GIB:.2g} GB of VRAM kept free."
-    )
+    text = f"{running}Estimates for {machine} at {context_label(state.n_ctx)} tokens of context"
+    if state.profile.gpus:
+        text += f"; {state.reserve_bytes / GIB:.2g} GB of VRAM kept free"
+    return text + "."
 
 
 def encode_bytes(data: QByteArray) -> str:
