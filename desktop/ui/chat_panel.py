@@ -450,6 +450,9 @@ class ChatPanel(QWidget):
         turns = self.session.turns
         if self.answering or not 0 <= turn < len(turns) or turns[turn].role != "user":
             return
+        if not self.input.isEnabled():
+            self.status_label.setText("Load a model to edit and resend a message.")
+            return
         self._editing_turn = turn
         self.input.setPlainText(turns[turn].content)
         self.edit_bar.show()
@@ -766,12 +769,17 @@ class ChatPanel(QWidget):
         if not stored:
             answers = [m for m in messages if m.role == "assistant"]
             stored = answers[-1].settings.get("sampling") if answers else None
+        panel = self.sampling_panel
         if isinstance(stored, dict) and stored:
             preset = stored.get("preset")
-            self.sampling_panel.set_sampling(
+            panel.set_sampling(
                 sampling_from_dict(stored), preset if isinstance(preset, str) else None
             )
-            self._update_sampling_toggle()
+        elif panel.recommended is not None:  # a chat that never chose: the model's, else
+            panel.set_sampling(panel.recommended, RECOMMENDED)  # the defaults
+        else:
+            panel.set_sampling(Sampling(), "Balanced")
+        self._update_sampling_toggle()
 
     def _on_sampling_changed(self, _sampling: Sampling) -> None:
         self._update_sampling_toggle()

@@ -141,6 +141,11 @@ def test_presets_and_edited_values_reach_the_request_and_are_stored_with_the_cha
     history.finish(answer, content="Hello")
     panel.open_conversation(old)
     assert panel.sampling.temperature == 0.5 and sampling.preset_name == CUSTOM
+    # One that never stored any gets the defaults, not the chat shown before.
+    bare = history.create_conversation("Bare")
+    history.add_message(bare, "user", "Hi")
+    panel.open_conversation(bare)
+    assert panel.sampling == DEFAULT_SAMPLING and sampling.preset_name == "Balanced"
 
 
 def test_the_models_recommended_values_are_offered_and_picked_for_a_new_chat(
