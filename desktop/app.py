@@ -487,6 +487,9 @@ def assemble(
         settings_path=settings_path,
         engine=engine,
     )
+    from desktop.ui.remote_devices import install_remote_devices
+
+    install_remote_devices(window, state)  # the hardware bar's other computers (RPC)
     history = ChatHistory(history_path)
     monitor = Monitor(window)
     engine.set_memory_facts(monitor.memory_facts)  # a crash is explained by what was free

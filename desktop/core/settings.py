@@ -14,6 +14,8 @@ old or hand-edited file never stops the app from starting):
   Enter makes a new line and Ctrl+Enter sends.
 * ``reload_last_model`` - load the model that was loaded last when the app starts (false).
 * ``last_load`` - that load's settings (the worker's Load request fields), kept for it.
+* ``rpc_servers`` - other computers added in the hardware bar ("host:port", llama.cpp RPC).
+* ``theme`` - "system" (follow the desktop's light or dark preference), "light" or "dark".
 * ``window_geometry`` / ``window_state`` - the main window's size, place and splitters,
   as Qt saves them (base64 text, opaque here).
 
@@ -37,6 +39,7 @@ from desktop.core.units import GIB, MIB
 __all__ = [
     "DEFAULT_N_CTX",
     "DEFAULT_VRAM_RESERVE_BYTES",
+    "THEMES",
     "UserSettings",
     "default_models_dir",
     "default_settings_path",
@@ -48,6 +51,8 @@ APP_NAME = "llm-workbench"
 SETTINGS_FILE = "settings.json"
 DEFAULT_VRAM_RESERVE_BYTES = 512 * MIB
 DEFAULT_N_CTX = 4096
+#: The theme setting's values ("system": follow the desktop's light or dark preference).
+THEMES = ("system", "light", "dark")
 #: The reserve may not be negative nor absurd (more than any card has).
 MAX_VRAM_RESERVE_BYTES = 64 * GIB
 
@@ -83,6 +88,8 @@ class UserSettings:
     # model that made the computer run out of memory last time.
     reload_last_model: bool = False
     last_load: dict[str, Any] = dataclasses.field(default_factory=dict)  # protocol Load fields
+    theme: str = "system"  # "system", "light" or "dark" (THEMES)
+    rpc_servers: tuple[str, ...] = ()  # other computers' RPC servers, "host:port"
 
     @property
     def models_path(self) -> Path:
@@ -95,6 +102,7 @@ class UserSettings:
         data = dataclasses.asdict(self)
         data["extra_folders"] = list(self.extra_folders)
         data["extra_files"] = list(self.extra_files)
+        data["rpc_servers"] = list(self.rpc_servers)
         return data
 
     @classmethod
@@ -128,6 +136,14 @@ class UserSettings:
             flag = data.get(key)
             if isinstance(flag, bool):
                 values[key] = flag
+        servers = data.get("rpc_servers")
+        if isinstance(servers, list):
+            values["rpc_servers"] = tuple(
+                dict.fromkeys(s for s in servers if isinstance(s, str) and s)
+            )
+        theme = data.get("theme")
+        if theme in THEMES:
+            values["theme"] = theme
         last_load = data.get("last_load")
         if isinstance(last_load, dict) and isinstance(last_load.get("path"), str):
             values["last_load"] = dict(last_load)

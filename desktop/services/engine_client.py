@@ -32,7 +32,7 @@ from PySide6.QtCore import (
     SignalInstance,
 )
 
-from desktop.core import crash
+from desktop.core import crash, rpc
 from desktop.core.dryrun import DryRun, dry_run, dry_run_request
 from desktop.core.hardware import default_cache_dir
 from desktop.core.hardware.backends import NON_OFFLOAD_BACKENDS
@@ -71,6 +71,7 @@ def explain_exit(
     memory: crash.MemoryFacts | None = None,
     gpu_layers: int = 0,
     loading: bool = False,
+    remote_servers: Sequence[str] = (),
 ) -> CrashExplanation:
     """Explain how the worker ended, from the facts the app has.
 
@@ -85,6 +86,10 @@ def explain_exit(
     itself causes offers another file instead of the same reload.
     """
     cause = crash.exit_cause(exit_code, crashed=crashed)
+    remote_gone = rpc.crash_sentence(stderr_tail, remote_servers)
+    if remote_gone and cause.kind == crash.ABORTED:  # another computer's device went away
+        sentence, _, fix = remote_gone.partition(" Reload")
+        return CrashExplanation("remote_device", sentence, ("Reload" + fix) if fix else "")
     during = f" {activity}" if activity else ""
     said = crash.llama_reason(stderr_tail)
     quoted = f' It said: "{said}".' if said else ""
@@ -687,6 +692,7 @@ class EngineClient(QObject):
             memory=memory,
             gpu_layers=gpu_layers,
             loading=loading,
+            remote_servers=self._current_load.load.rpc_servers if self._current_load else (),
         )
         # The whole tail (the backtrace too) goes to the log file; the person reads the reason.
         log.warning(

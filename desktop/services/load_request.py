@@ -48,6 +48,9 @@ class LoadRequest:
     ) -> LoadRequest:
         """The request for ``settings`` (a concrete layer count), with its plan."""
         load = p.Load.from_settings(str(path), settings, settings.n_threads)
+        servers = list(dict.fromkeys(d.endpoint for d in devices if d.endpoint))
+        if servers:  # other computers' devices (RPC): the worker registers them first
+            load = replace(load, rpc_servers=servers)
         plan = estimate(spec, settings, devices) if devices else None
         return cls(load, settings, plan, spec, row, tuple(devices))
 

@@ -23,6 +23,7 @@ from desktop.core.estimate import (
 )
 from desktop.core.hardware import HardwareProfile
 from desktop.core.modelspec import ModelSpec
+from desktop.core.rpc import RemoteDevice
 from desktop.core.settings import DEFAULT_N_CTX, DEFAULT_VRAM_RESERVE_BYTES
 from desktop.services.signals import emit
 
@@ -68,6 +69,7 @@ class WorkbenchState(QObject):
         self._devices: list[Device] | None = None
         self._detection_error = ""
         self._figures: SpeedFigures = DEFAULT_FIGURES
+        self._remote: tuple[RemoteDevice, ...] = ()  # other computers' devices (RPC)
 
     # ------------------------------------------------------------------ reading
 
@@ -120,9 +122,22 @@ class WorkbenchState(QObject):
             self._devices = (
                 []
                 if profile is None
-                else devices_from_profile(profile, self._reserve, self.figures)
+                else devices_from_profile(profile, self._reserve, self.figures, self._remote)
             )
         return self._devices
+
+    @property
+    def remote_devices(self) -> tuple[RemoteDevice, ...]:
+        return self._remote
+
+    def set_remote_devices(self, devices: Sequence[RemoteDevice]) -> None:
+        """Other computers' devices (llama.cpp RPC servers) that plans and loads use."""
+        remote = tuple(devices)
+        if remote == self._remote:
+            return
+        self._remote = remote
+        self._devices = None
+        emit(self.estimatesChanged)
 
     def settings_for(
         self, spec: ModelSpec, n_ctx: int | None = None, **changes: object
