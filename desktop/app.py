@@ -542,6 +542,9 @@ def main() -> int:
 
     settings_path = Path(os.environ.get("LLMW_SETTINGS") or default_settings_path())
     settings = load_settings(settings_path)
+    from desktop.ui.theme import apply_theme
+
+    apply_theme(app, settings.theme)  # before the window: it never flashes the other theme
     parts = assemble(settings, settings_path)
     state, table, window = parts.state, parts.table, parts.window
     engine, monitor, downloads, history = (

@@ -17,6 +17,7 @@ from typing import Any
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShortcut, QShowEvent
 from PySide6.QtWidgets import (
+    QApplication,
     QLabel,
     QMainWindow,
     QMessageBox,
@@ -41,6 +42,7 @@ from desktop.ui.model_opener import ModelOpener
 from desktop.ui.models_table import ModelsPanel, ModelsTableModel
 from desktop.ui.settings_dialog import SettingsDialog
 from desktop.ui.state import WorkbenchState
+from desktop.ui.theme import apply_theme
 from desktop.ui.window_parts import (
     TAB_NAMES,
     EmptyState,
@@ -282,7 +284,10 @@ class MainWindow(QMainWindow):
 
     def apply_settings(self, settings: UserSettings) -> None:
         """Use (and save) new settings; the VRAM reserve re-evaluates every verdict."""
+        theme_changed = settings.theme != self._settings.theme
         self._settings = settings
+        if theme_changed and isinstance(app := QApplication.instance(), QApplication):
+            apply_theme(app, settings.theme)  # light, dark, or the system's, at once
         self._state.set_reserve_bytes(settings.vram_reserve_bytes)
         self._save_settings()
         emit(self.settingsChanged, settings)

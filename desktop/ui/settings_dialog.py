@@ -1,4 +1,5 @@
-"""The Settings dialog: VRAM reserve, where models are downloaded, extra folders to scan.
+"""The Settings dialog: VRAM reserve, where models are downloaded, extra folders to scan,
+the chat keys, and the light or dark theme.
 
 It edits a :class:`~desktop.core.settings.UserSettings` value and hands back a new one
 (:meth:`SettingsDialog.result_settings`); saving is the window's job.
@@ -9,6 +10,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QCheckBox,
+    QComboBox,
     QDialog,
     QDialogButtonBox,
     QDoubleSpinBox,
@@ -26,6 +28,7 @@ from PySide6.QtWidgets import (
 
 from desktop.core.settings import UserSettings, default_models_dir
 from desktop.core.units import GIB
+from desktop.ui.theme import THEME_CHOICES
 from desktop.ui.widgets import HintLabel
 
 __all__ = ["SettingsDialog"]
@@ -123,6 +126,16 @@ class SettingsDialog(QDialog):
         form.addRow("", self.reload_last_model)
         form.addRow("", reload_hint)
 
+        # Light or dark: the desktop's choice unless the person picks one.
+        self.theme = QComboBox(self)
+        self.theme.setAccessibleName("Theme")
+        for value, label in THEME_CHOICES:
+            self.theme.addItem(label, value)
+        self.theme.setCurrentIndex(max(0, self.theme.findData(settings.theme)))
+        theme_label = QLabel("&Theme:", self)
+        theme_label.setBuddy(self.theme)
+        form.addRow(theme_label, self.theme)
+
         buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self
         )
@@ -146,6 +159,7 @@ class SettingsDialog(QDialog):
             extra_folders=folders,
             enter_sends=self.enter_sends.isChecked(),
             reload_last_model=self.reload_last_model.isChecked(),
+            theme=str(self.theme.currentData() or "system"),
         )
 
     def _choose_models_dir(self) -> None:

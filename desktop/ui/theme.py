@@ -10,16 +10,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from PySide6.QtGui import QColor, QPalette
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QGuiApplication, QPalette
 
 from desktop.core.estimate import Verdict
 
 __all__ = [
     "BROKEN",
     "SEGMENTS",
+    "THEME_CHOICES",
     "BadgeColors",
+    "apply_theme",
     "banner_colors",
+    "dark_palette",
     "is_dark",
+    "light_palette",
     "mix",
     "over_capacity_color",
     "secondary_text",
@@ -132,3 +137,101 @@ def banner_colors(palette: QPalette, kind: str = "warning") -> tuple[QColor, QCo
     if dark:
         return QColor("#0f2a44"), QColor("#cfe6ff"), QColor("#2b5d8c")
     return QColor("#e8f1fc"), QColor("#0b2d52"), QColor("#9cc2ea")
+
+
+# --------------------------------------------------------------------------- light and dark
+
+#: The theme setting's values and what the Settings dialog calls them; "system" (the default)
+#: follows the desktop's light or dark preference.
+THEME_CHOICES: tuple[tuple[str, str], ...] = (
+    ("system", "Follow the system"),
+    ("light", "Light"),
+    ("dark", "Dark"),
+)
+
+
+def _palette(window: str, roles: dict[QPalette.ColorRole, str], disabled: str) -> QPalette:
+    pal = QPalette(QColor(roles[QPalette.ColorRole.Button]), QColor(window))
+    for role, color in roles.items():
+        for group in (QPalette.ColorGroup.Active, QPalette.ColorGroup.Inactive):
+            pal.setColor(group, role, QColor(color))
+    for role in (
+        QPalette.ColorRole.WindowText,
+        QPalette.ColorRole.Text,
+        QPalette.ColorRole.ButtonText,
+    ):
+        pal.setColor(QPalette.ColorGroup.Disabled, role, QColor(disabled))
+    return pal
+
+
+def dark_palette() -> QPalette:
+    """A dark palette like a dark desktop theme gives (disabled colours derived by Qt)."""
+    roles = {
+        QPalette.ColorRole.Window: "#202124",
+        QPalette.ColorRole.WindowText: "#e8eaed",
+        QPalette.ColorRole.Base: "#17181a",
+        QPalette.ColorRole.AlternateBase: "#242528",
+        QPalette.ColorRole.Text: "#e8eaed",
+        QPalette.ColorRole.Button: "#2d2e31",
+        QPalette.ColorRole.ButtonText: "#e8eaed",
+        QPalette.ColorRole.Highlight: "#3d6fd8",
+        QPalette.ColorRole.HighlightedText: "#ffffff",
+        QPalette.ColorRole.ToolTipBase: "#2d2e31",
+        QPalette.ColorRole.ToolTipText: "#e8eaed",
+        QPalette.ColorRole.PlaceholderText: "#9aa0a6",
+        QPalette.ColorRole.Mid: "#44464a",
+        QPalette.ColorRole.Link: "#8ab4f8",
+    }
+    return _palette("#202124", roles, "#6f7378")
+
+
+def light_palette() -> QPalette:
+    """A light palette (for a person who wants light on a dark desktop)."""
+    roles = {
+        QPalette.ColorRole.Window: "#efefef",
+        QPalette.ColorRole.WindowText: "#1f1f1f",
+        QPalette.ColorRole.Base: "#ffffff",
+        QPalette.ColorRole.AlternateBase: "#f5f5f5",
+        QPalette.ColorRole.Text: "#1f1f1f",
+        QPalette.ColorRole.Button: "#efefef",
+        QPalette.ColorRole.ButtonText: "#1f1f1f",
+        QPalette.ColorRole.Highlight: "#308cc6",
+        QPalette.ColorRole.HighlightedText: "#ffffff",
+        QPalette.ColorRole.ToolTipBase: "#ffffdc",
+        QPalette.ColorRole.ToolTipText: "#1f1f1f",
+        QPalette.ColorRole.PlaceholderText: "#767676",
+        QPalette.ColorRole.Mid: "#b8b8b8",
+        QPalette.ColorRole.Link: "#0b57d0",
+    }
+    return _palette("#efefef", roles, "#9e9e9e")
+
+
+_SCHEMES = {
+    "system": Qt.ColorScheme.Unknown,
+    "light": Qt.ColorScheme.Light,
+    "dark": Qt.ColorScheme.Dark,
+}
+
+
+def apply_theme(app: QGuiApplication, choice: str) -> str:
+    """Use the theme ``choice`` ("system", "light" or "dark"; anything else is "system") for
+    the whole application, and return the choice applied.
+
+    "system" gives the palette back to the platform (a default palette: the desktop's light
+    or dark one, and its changes from then on). "light" and "dark" set the app's own palette
+    and tell the platform the preference (window frames and native dialogs follow it where
+    the platform supports that, Qt 6.8+). Every widget hears ``ApplicationPaletteChange``
+    and the painted parts (badges, bars, plots) pick their colours from the new palette.
+    """
+    if choice not in _SCHEMES:
+        choice = "system"
+    hints = app.styleHints()
+    if hasattr(hints, "setColorScheme"):
+        hints.setColorScheme(_SCHEMES[choice])
+    if choice == "dark":
+        app.setPalette(dark_palette())
+    elif choice == "light":
+        app.setPalette(light_palette())
+    else:
+        app.setPalette(QPalette())  # no palette of our own: the platform's, as it changes
+    return choice
