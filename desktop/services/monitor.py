@@ -25,9 +25,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import psutil
 from PySide6.QtCore import QObject, QTimer, Signal
 
+from desktop.core.crash import MemoryFacts
 from desktop.core.hardware.nvidia import Nvml, as_int, load_pynvml
 from desktop.core.ringbuffer import RingBuffer
 from desktop.core.token_rate import TokenRateTracker
@@ -141,6 +143,32 @@ class Monitor(QObject):
     def start_generation(self) -> None:
         """Call when a new answer starts, so the pause before it is not a slow token."""
         self.tokens.start_generation()
+
+    def memory_facts(self, window_s: float = 5.0) -> MemoryFacts | None:
+        """The least RAM (and VRAM) free over the last ``window_s`` seconds of samples: the
+        headroom a moment before a crash (a sample taken just after an out-of-memory kill
+        already sees the memory back). None before the first sample."""
+        last = self.last_sample
+        if last is None:
+            return None
+        times = np.asarray(self.times.values(), dtype=np.float64)
+        recent = times >= last.t - window_s
+        ram = np.asarray(self.ram_available.values(), dtype=np.float64)[recent]
+        ram = ram[~np.isnan(ram)]
+        vram_free: float | None = None
+        vram_total: int | None = None
+        for gpu, series in zip(last.gpus, self.gpus, strict=False):
+            total = np.asarray(series.vram_total.values(), dtype=np.float64)
+            free = (total - np.asarray(series.vram_used.values(), dtype=np.float64))[recent]
+            free = free[~np.isnan(free)]
+            if free.size and (vram_free is None or float(free.min()) < vram_free):
+                vram_free, vram_total = float(free.min()), gpu.vram_total
+        return MemoryFacts(
+            ram_available_bytes=int(ram.min()) if ram.size else None,
+            ram_total_bytes=last.ram_total,
+            vram_free_bytes=int(vram_free) if vram_free is not None else None,
+            vram_total_bytes=vram_total,
+        )
 
     # ------------------------------------------------------------------ sampling
 

@@ -31,6 +31,7 @@ from desktop.core.units import format_bytes
 from desktop.services.llama_check import LlamaChecker, check_key
 from desktop.services.signals import emit
 from desktop.ui import theme
+from desktop.ui.base_model_note import BaseModelBanner
 from desktop.ui.icons import glyph_icon
 from desktop.ui.memory_bars import MemoryBars
 from desktop.ui.models_table import ModelsTableModel, format_speed, plan_speed
@@ -82,6 +83,7 @@ class DetailPane(QWidget):
         self.file_label.setWordWrap(True)
         self.file_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.badge = VerdictBadge(self)
+        self.base_banner = BaseModelBanner(self)  # a base model says so where it is picked
         self.speed_label = QLabel(self)
         speed_font = QFont(self.speed_label.font())
         speed_font.setPointSizeF(speed_font.pointSizeF() * 1.2)
@@ -177,6 +179,7 @@ class DetailPane(QWidget):
         body.setContentsMargins(16, 14, 16, 14)
         body.setSpacing(10)
         body.addLayout(header)
+        body.addWidget(self.base_banner)
         body.addLayout(buttons)
         body.addWidget(line)
         self.memory_title = section_title("Where the memory goes", content)
@@ -261,6 +264,7 @@ class DetailPane(QWidget):
         file_line = "\n".join(lines)
         self.file_label.setText(file_line)
         self.file_label.setToolTip(row.location)
+        self.base_banner.show_spec(row.spec)
 
         if plan is None and row.broken:
             self.badge.set_verdict("Broken", theme.BROKEN)

@@ -46,6 +46,7 @@ from desktop.services.engine_api import EngineLike
 from desktop.services.load_request import LoadRequest
 from desktop.services.signals import emit
 from desktop.ui import theme
+from desktop.ui.base_model_note import BaseModelBanner
 from desktop.ui.icons import glyph_icon
 from desktop.ui.load_parts import (
     KV_CHOICES,
@@ -117,6 +118,7 @@ class LoadPanel(QWidget):
         self.title.setWordWrap(True)
         self.subtitle = HintLabel("", self)
         self.subtitle.setWordWrap(True)
+        self.base_banner = BaseModelBanner(self)  # a base model says so where it is loaded
 
     def _build_controls(self) -> None:
         self.layers_slider = QSlider(Qt.Orientation.Horizontal, self)
@@ -159,13 +161,13 @@ class LoadPanel(QWidget):
         speed_font.setBold(True)
         self.speed_label.setFont(speed_font)
         self.speed_label.setAccessibleName("Predicted speed")
-        self.fit_label = QLabel(self)
-        self.fit_label.setWordWrap(True)
         # Wrapped: on one line, "~40 tok/s  ·  prompt ~160 tok/s" beside its title made the
         # pane wider than a 1280 px window gives it, and the sideways scroll bar that followed
         # hid the layer count ("0 /") and the Load button.
         self.speed_label.setWordWrap(True)
         self.speed_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        self.fit_label = QLabel(self)
+        self.fit_label.setWordWrap(True)
         self.fit_label.setAccessibleName("Fit")
 
     def _build_loading(self) -> None:
@@ -240,6 +242,7 @@ class LoadPanel(QWidget):
         body.addLayout(top)
         body.addWidget(self.title)
         body.addWidget(self.subtitle)
+        body.addWidget(self.base_banner)
         body.addLayout(form)
         body.addWidget(line)
         body.addLayout(result_head)
@@ -283,6 +286,7 @@ class LoadPanel(QWidget):
         self.comparison.hide()
         self.status_label.setText("")
         enabled = row is not None and row.spec is not None
+        self.base_banner.show_spec(row.spec if row is not None else None)
         for widget in (
             self.layers_slider,
             self.auto_layers,

@@ -128,7 +128,7 @@ def test_stop_that_times_out_ends_the_worker(qtbot: Any, gemma_load: LoadFactory
 @pytest.mark.parametrize(
     ("signum", "kind", "says"),
     [
-        (signal.SIGKILL, "killed", "ran out of memory"),
+        (signal.SIGKILL, "killed", "SIGKILL"),  # free memory not known here: not blamed
         (signal.SIGABRT, "aborted", "llama.cpp aborted"),
         (signal.SIGILL, "illegal_instruction", "CPU instructions your processor lacks"),
         (signal.SIGSEGV, "segfault", "memory access error"),
@@ -265,6 +265,6 @@ def test_explain_exit_quotes_llama_cpp() -> None:
         "Current thread 0x00007f (most recent call first):\n"
     )
     explanation = explain_exit(6, True, stderr_tail=tail)
-    assert 'It said: "/src/ggml-cuda.cu:88: GGML_ASSERT(ptr != nullptr) failed"' in (
+    assert 'It said: "ggml-cuda.cu:88: GGML_ASSERT(ptr != nullptr) failed"' in (
         explanation.message
     )
