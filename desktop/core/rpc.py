@@ -187,7 +187,21 @@ def _mismatch(endpoint: str, version: str) -> str:
 def probe_servers(
     endpoints: Sequence[str], *, timeout: float = PROBE_TIMEOUT_S, python: str | None = None
 ) -> list[RemoteServer]:
-    """Ask each server for its devices, memory and latency (one child process for all)."""
+    """Ask each server for its devices, memory and latency (one child process for all).
+
+    A server serves one client at a time and llama.cpp's client does not retry a refused
+    connection, so a probe that found the port open and then could not connect (the server
+    was still closing an earlier client) is asked once more.
+    """
+    first = _probe_once(endpoints, timeout, python)
+    again = [s.endpoint for s in first if s.error and "Failed to connect" in s.error]
+    if not again:
+        return first
+    retried = {s.endpoint: s for s in _probe_once(again, timeout, python)}
+    return [retried.get(s.endpoint, s) for s in first]
+
+
+def _probe_once(endpoints: Sequence[str], timeout: float, python: str | None) -> list[RemoteServer]:
     if not endpoints:
         return []
     kwargs: dict[str, Any] = {} if python is None else {"python": python}
