@@ -11,6 +11,7 @@ import pytest
 from desktop.core import rpc
 from desktop.core.estimate import Device, Settings, estimate, remote_devices
 from desktop.core.llama_log import parse_load_log
+from desktop.core.modelspec import ModelSpec, spec_from_header
 from desktop.core.settings import UserSettings
 from desktop.core.synth import SynthModel
 from desktop.core.units import GIB
@@ -78,12 +79,11 @@ def test_crash_sentences() -> None:
     assert rpc.crash_sentence("GGML_ASSERT(x) failed", ["h:1"]) is None
 
 
-def _spec():  # type: ignore[no-untyped-def]
+def _spec() -> ModelSpec:
     import tempfile
     from pathlib import Path
 
     from desktop.core.gguf import read_header_file
-    from desktop.core.modelspec import spec_from_header
     from desktop.core.synth import write_header_only
 
     model = SynthModel(
