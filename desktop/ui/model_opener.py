@@ -5,6 +5,10 @@ dropped anywhere on the window.
 remembers a file that lies outside the scanned folders in the settings (``extra_files``, so it
 is listed after a restart too), and says ``filesAdded(paths)``: the app rescans and selects the
 first one. Anything that cannot be added gets one sentence in the status bar.
+
+Drops are watched for the whole application (an event filter on the QApplication), so a
+``.gguf`` dropped on a text field of the window (the chat's message box, a search box) is
+added as a model too, instead of pasting its path; other drops on a text field are its own.
 """
 
 from __future__ import annotations
@@ -13,8 +17,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from PySide6.QtCore import QEvent, QObject, Signal
-from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
-from PySide6.QtWidgets import QFileDialog, QWidget
+from PySide6.QtGui import QDropEvent
+from PySide6.QtWidgets import QApplication, QFileDialog, QWidget
 
 from desktop.core.added_models import check_added_path, inside_folders
 from desktop.core.settings import UserSettings
@@ -50,7 +54,9 @@ class ModelOpener(QObject):
         self.dialog: QFileDialog | None = None
         self.last_problems: list[str] = []
         target.setAcceptDrops(True)
-        target.installEventFilter(self)
+        app = QApplication.instance()
+        # Qt drops the filter by itself when this object (a child of the window) goes.
+        (app if app is not None else target).installEventFilter(self)
 
     # ------------------------------------------------------------------ the file dialog
 
@@ -104,19 +110,24 @@ class ModelOpener(QObject):
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         kind = event.type()
-        if kind in (QEvent.Type.DragEnter, QEvent.Type.DragMove):
-            assert isinstance(event, QDragEnterEvent | QDragMoveEvent)
-            if _local_paths(event):
-                event.acceptProposedAction()  # a non-GGUF is explained when it is dropped
-                return True
-        elif kind == QEvent.Type.Drop:
-            assert isinstance(event, QDropEvent)
-            paths = _local_paths(event)
-            if paths:
-                event.acceptProposedAction()
-                self.add_paths(paths)
-                return True
-        return super().eventFilter(watched, event)
+        if kind not in (QEvent.Type.DragEnter, QEvent.Type.DragMove, QEvent.Type.Drop):
+            return False
+        if not isinstance(watched, QWidget) or watched.window() is not self._target:
+            return False
+        assert isinstance(event, QDropEvent)
+        paths = _local_paths(event)
+        if not paths:
+            return False
+        if watched is not self._target and not any(_is_gguf_name(p) for p in paths):
+            return False  # a text field's own drop (a file's path into a message)
+        event.acceptProposedAction()  # a non-GGUF is explained when it is dropped
+        if kind == QEvent.Type.Drop:
+            self.add_paths(paths)
+        return True
+
+
+def _is_gguf_name(path: Path) -> bool:
+    return path.suffix.lower() == ".gguf"
 
 
 def _local_paths(event: QDropEvent) -> list[Path]:

@@ -12,7 +12,7 @@ import pytest
 from conftest import WindowFactory, make_profile
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
-from PySide6.QtWidgets import QApplication, QFileDialog
+from PySide6.QtWidgets import QApplication, QFileDialog, QLineEdit
 from synth import SynthModel, write_model
 
 from desktop.app import _wire_library
@@ -171,9 +171,19 @@ def test_dropping_a_gguf_lists_it_and_a_non_gguf_gets_a_sentence(
     assert message.startswith("notes.txt is not a GGUF model file.")
     assert load_settings(settings_path).extra_files == (str(dropped),)  # unchanged
 
+    # Dropped on a text field of the window, a .gguf is a model, not its path as text.
+    search = window.models_panel.findChild(QLineEdit)
+    assert search is not None and search.acceptDrops()
+    typed = search.text()
+    other = write_model(elsewhere / "other-q8_0.gguf", SynthModel(n_layer=3))
+    with qtbot.waitSignal(window.model_opener.filesAdded):
+        drop(search, [other])
+    assert search.text() == typed
+    qtbot.waitUntil(lambda: str(other) in locations(window), timeout=SCAN_MS)
+
     # A file already in the models folder is listed by the scan: not remembered twice.
     inside = write_model(models / "inside-q8_0.gguf", SynthModel())
     with qtbot.waitSignal(window.model_opener.filesAdded):
         drop(target, [inside])
     qtbot.waitUntil(lambda: str(inside) in locations(window), timeout=SCAN_MS)
-    assert load_settings(settings_path).extra_files == (str(dropped),)
+    assert load_settings(settings_path).extra_files == (str(dropped), str(other))
