@@ -12,6 +12,12 @@ The box owns no table: it emits the rows it found (``rowsFound``) and the models
 them into its table, replacing the remote rows of the lookup before; an empty box emits no
 rows, which clears them. Every failure is a sentence in the status label beside the box,
 never a traceback.
+
+The Models tab has one search box: the panel's. A repo id typed there is handed to this box
+(:class:`~desktop.ui.search_rows.HubSearch` does that), so the box's own line edit and button
+stay hidden unless ``show_entry``; the status label is what a person sees. It is one line,
+elided (the whole text in its tooltip), so a long message never grows the row above the
+search box and moves the box while someone types into it.
 """
 
 from __future__ import annotations
@@ -19,7 +25,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QPainter, QPaintEvent
 from PySide6.QtWidgets import QHBoxLayout, QLineEdit, QPushButton, QSizePolicy, QWidget
 
 from desktop.core.hub import HubError, RemoteModelFile, list_gguf_files
@@ -35,9 +42,29 @@ from desktop.services.signals import emit
 from desktop.services.tasks import Task, run_in_thread
 from desktop.ui.widgets import HintLabel
 
-__all__ = ["HubBox"]
+__all__ = ["HubBox", "OneLineHint"]
 
 _log = logging.getLogger(__name__)
+
+
+class OneLineHint(HintLabel):
+    """A hint that always takes one line: longer text is elided, the whole of it in the
+    tooltip, so its height never changes with what it says."""
+
+    def __init__(self, text: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(text, parent)
+        self.setWordWrap(False)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.setFixedHeight(self.fontMetrics().height() + 4)
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        painter = QPainter(self)
+        painter.setPen(self.palette().color(self.foregroundRole()))
+        rect = self.contentsRect()
+        metrics = self.fontMetrics()
+        text = metrics.elidedText(self.text(), Qt.TextElideMode.ElideRight, rect.width())
+        align = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
+        painter.drawText(rect, int(align), text)
 
 
 class HubBox(QWidget):
@@ -63,6 +90,7 @@ class HubBox(QWidget):
         *,
         endpoint: str | None = None,
         header_cache_dir: Path | None = None,
+        show_entry: bool = False,
     ) -> None:
         super().__init__(parent)
         self._endpoint = endpoint
@@ -85,10 +113,10 @@ class HubBox(QWidget):
         self.look_up_button.setAccessibleName("Look up Hugging Face repo")
         self.look_up_button.clicked.connect(self.look_up)
 
-        self.status_label = HintLabel("", self)
-        self.status_label.setAccessibleName("Hugging Face lookup status")
-        self.status_label.setWordWrap(True)  # an error is a sentence or two; it may wrap
-        self.status_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.status_label = OneLineHint("", self)
+        self.status_label.setAccessibleName("Hugging Face status")
+        self.repo_edit.setVisible(show_entry)
+        self.look_up_button.setVisible(show_entry)
 
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -168,6 +196,10 @@ class HubBox(QWidget):
         if self._task is not None:
             self._task.cancel()
             self._task = None
+
+    def show_status(self, text: str) -> None:
+        """Say something in the status label (the search's progress and results)."""
+        self._show(text)
 
     def _show(self, text: str) -> None:
         self.status_label.setText(text)

@@ -59,6 +59,7 @@ from desktop.services.signals import emit
 from desktop.ui import theme
 from desktop.ui.hub_box import HubBox
 from desktop.ui.icons import glyph_icon
+from desktop.ui.search_rows import HubSearch, hub_secondary
 from desktop.ui.state import CONTEXT_CHOICES, WorkbenchState, context_label
 from desktop.ui.widgets import (
     SECONDARY_ROLE,
@@ -361,6 +362,8 @@ class ModelsTableModel(QAbstractTableModel):
             return self._tooltip(row, plan, column)
         if role == Qt.ItemDataRole.TextAlignmentRole:
             return _alignment(column)
+        if role == SECONDARY_ROLE and column == Column.NAME and row.hub is not None:
+            return hub_secondary(row)  # a Hugging Face search result: uploader, downloads, ...
         if role == SECONDARY_ROLE and column == Column.NAME:
             # A local file by its file name (two copies of one model read apart); an uploader
             # only where it tells two otherwise identical rows apart.
@@ -478,6 +481,7 @@ class ModelsFilterProxy(QSortFilterProxyModel):
         super().__init__(parent)
         self._words: tuple[str, ...] = ()
         self._hide_too_large = False
+        self._full_gpu_only = False
         self.setSortRole(SORT_ROLE)
         self.setDynamicSortFilter(True)
         self.setSortCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
@@ -488,6 +492,14 @@ class ModelsFilterProxy(QSortFilterProxyModel):
             return
         self.beginFilterChange()
         self._words = words
+        self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+
+    def set_full_gpu_only(self, only: bool) -> None:
+        """Show only the rows that fit fully on the GPU (every layer offloaded)."""
+        if only == self._full_gpu_only:
+            return
+        self.beginFilterChange()
+        self._full_gpu_only = only
         self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
 
     def set_hide_too_large(self, hide: bool) -> None:
@@ -505,6 +517,10 @@ class ModelsFilterProxy(QSortFilterProxyModel):
         row = index.data(ROW_ROLE)
         if not isinstance(row, ModelRow):
             return True
+        if self._full_gpu_only and (
+            index.siblingAtColumn(Column.VERDICT).data(VERDICT_ROLE) != Verdict.FULL_GPU
+        ):
+            return False
         if self._hide_too_large and index.siblingAtColumn(Column.VERDICT).data(VERDICT_ROLE) in (
             Verdict.TOO_LARGE,
         ):
@@ -551,7 +567,9 @@ class ModelsPanel(QWidget):
         self.count_label = HintLabel("", self)
 
         self.search_box = QLineEdit(self)
-        self.search_box.setPlaceholderText("Search models, quants, uploaders…  (Ctrl+F)")
+        self.search_box.setPlaceholderText(
+            "Search models here and on Hugging Face (or type owner/name)…  (Ctrl+F)"
+        )
         self.search_box.setClearButtonEnabled(True)
         self.search_box.setAccessibleName("Search models")
         self.search_box.addAction(
@@ -581,6 +599,10 @@ class ModelsPanel(QWidget):
         self.hide_too_large = QCheckBox("Hide models that don't fit", self)
         self.hide_too_large.setAccessibleName("Hide models that do not fit")
         self.hide_too_large.toggled.connect(self.proxy.set_hide_too_large)
+        self.full_gpu_only = QCheckBox("Only full GPU", self)
+        self.full_gpu_only.setAccessibleName("Show only models that fit fully on the GPU")
+        self.full_gpu_only.setToolTip("Show only the models that fit fully on the GPU")
+        self.full_gpu_only.toggled.connect(self.proxy.set_full_gpu_only)
 
         self.view = QTableView(self)
         self.view.setModel(self.proxy)
@@ -624,9 +646,12 @@ class ModelsPanel(QWidget):
         bar.addWidget(self.context_combo)
         bar.addSpacing(8)
         bar.addWidget(self.hide_too_large)
+        bar.addWidget(self.full_gpu_only)
 
         self.hub_box = HubBox(self, endpoint=endpoint, header_cache_dir=header_cache_dir)
         self.hub_box.rowsFound.connect(self._on_hub_rows)
+        # The search box searches Hugging Face too (desktop.ui.search_rows).
+        self.hub_search = HubSearch(self, endpoint=endpoint, header_cache_dir=header_cache_dir)
 
         heading = QHBoxLayout()
         heading.addWidget(title)
@@ -717,7 +742,7 @@ class ModelsPanel(QWidget):
     def _on_hub_rows(self, repo_id: str, rows: tuple[ModelRow, ...]) -> None:
         """Make a looked-up repo's rows the table's remote rows and show them (search for the
         repo, select the first row); after a clear, drop the search that showed them."""
-        self._table.set_source_rows("remote", rows)
+        self.hub_search.set_lookup_rows(tuple(rows))  # with the search's rows
         previous, self._hub_repo = self._hub_repo, repo_id
         if not repo_id:
             if previous and self.search_box.text() == previous:
