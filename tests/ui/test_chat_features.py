@@ -482,3 +482,23 @@ def test_gemma_edit_and_resend_answers_the_edited_question(
         ("assistant", entries[1].text),
     ]
     assert saved[-1].status == "complete"
+
+
+@pytest.mark.engine
+def test_gemma_answers_with_every_preset(
+    qtbot: Any, gemma_engine: EngineClient, history: ChatHistory
+) -> None:
+    """Each preset's values are ones llama.cpp takes (Creative turns top-k off with 0)."""
+    panel = show(qtbot, ChatPanel(gemma_engine, history))
+    for name in ("Precise", "Balanced", "Creative"):
+        panel.sampling_panel.apply_preset(name)
+        panel.sampling_panel.max_tokens.setValue(4)
+        panel.sampling_panel.seed.setValue(7)
+        type_message(qtbot, panel, f"Say something ({name}).")
+        done = answer_with(qtbot, gemma_engine, panel.send)
+        assert 0 < done.generated_tokens <= 4, name
+        saved = history.messages(panel.conversation_id or -1)[-1]
+        preset = preset_named(name)
+        assert preset is not None
+        assert saved.settings["sampling"]["temperature"] == preset.sampling.temperature
+        assert saved.settings["sampling"]["top_k"] == preset.sampling.top_k
