@@ -11,7 +11,7 @@ what llama.cpp really allocated beside the request's own plan.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.core.estimate import (
+    Device,
     DevicePlan,
     Settings,
     max_gpu_layers,
@@ -58,7 +59,7 @@ from desktop.ui.load_parts import (
 from desktop.ui.memory_bars import MemoryBars
 from desktop.ui.models_table import ModelsTableModel, format_speed
 from desktop.ui.state import WorkbenchState
-from desktop.ui.widgets import HintLabel
+from desktop.ui.widgets import Banner, HintLabel
 
 __all__ = ["LoadPanel", "LoadRequest"]
 
@@ -119,6 +120,11 @@ class LoadPanel(QWidget):
         self.subtitle = HintLabel("", self)
         self.subtitle.setWordWrap(True)
         self.base_banner = BaseModelBanner(self)  # a base model says so where it is loaded
+        # Loading runs on this computer: while a what-if machine is shown, the controls of a
+        # file on disk plan for this computer and say so.
+        self.what_if_note = Banner("info", self)
+        self.what_if_note.setAccessibleName("Planned for this computer")
+        self.what_if_note.hide()
 
     def _build_controls(self) -> None:
         self.layers_slider = QSlider(Qt.Orientation.Horizontal, self)
@@ -243,14 +249,12 @@ class LoadPanel(QWidget):
         body.addWidget(self.title)
         body.addWidget(self.subtitle)
         body.addWidget(self.base_banner)
+        body.addWidget(self.what_if_note)
         body.addLayout(form)
         body.addWidget(line)
         body.addLayout(result_head)
         body.addWidget(self.bars)
         body.addWidget(self.fit_label)
-        body.addSpacing(6)
-        body.addLayout(load_row)
-        body.addWidget(self.progress)
         body.addWidget(self.comparison_title)
         body.addWidget(self.comparison)
         body.addStretch(1)
@@ -262,6 +266,14 @@ class LoadPanel(QWidget):
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addWidget(scroll)
+        # The Load button stays in view under the scrolling settings: on a 720-pixel screen
+        # the settings, a note and the memory bars pushed it below the fold.
+        footer = QVBoxLayout()
+        footer.setContentsMargins(16, 6, 16, 10)
+        footer.setSpacing(6)
+        footer.addLayout(load_row)
+        footer.addWidget(self.progress)
+        outer.addLayout(footer)
 
     # ------------------------------------------------------------------ public
 
@@ -297,6 +309,7 @@ class LoadPanel(QWidget):
         ):
             widget.setEnabled(enabled)
         if row is None or row.spec is None:
+            self.what_if_note.set_text("")
             self.title.setText(row.name if row is not None else "No model selected")
             self.subtitle.setText(row.note if row is not None else "")
             self.bars.set_plans([])
@@ -334,7 +347,15 @@ class LoadPanel(QWidget):
         settings = self._current_settings()
         if path is None or settings is None or self._row is None or self._row.spec is None:
             return None
-        return LoadRequest.planned(path, settings, self._row.spec, self._state.devices(), self._row)
+        return LoadRequest.planned(path, settings, self._row.spec, self._plan_devices(), self._row)
+
+    def _plan_devices(self) -> Sequence[Device]:
+        """The machine the controls plan for: a file on disk is loaded on this computer, so
+        it is planned there even while a what-if machine is shown; anything else follows the
+        machine shown (trying settings before a download)."""
+        if self._state.is_what_if and self._local_path() is not None:
+            return self._state.real_devices()
+        return self._state.devices()
 
     def follow(self, engine: EngineLike) -> None:
         """Show ``engine``'s loads of this panel's file: progress, the result, a failure.
@@ -375,8 +396,10 @@ class LoadPanel(QWidget):
         parts = ["Loaded"]
         if load_seconds is not None:
             parts.append(f"in {load_seconds:.1f} s")
-        if n_gpu_layers is not None:
+        if n_gpu_layers:
             parts.append(f"with {n_gpu_layers} layers on the GPU")
+        elif n_gpu_layers is not None:
+            parts.append("on the CPU")
         self.status_label.setText(" ".join(parts) + ".")
         self.show_allocated(by_device)
 
@@ -420,7 +443,8 @@ class LoadPanel(QWidget):
         row = self._row
         if row is None or row.spec is None:
             return
-        devices = self._state.devices()
+        devices = self._plan_devices()
+        self._show_machine_note()
         if not devices:
             self.bars.set_plans([])
             self.bars.set_placeholder("Waiting for the hardware check to finish…")
@@ -471,6 +495,16 @@ class LoadPanel(QWidget):
         else:
             self.status_label.setText(f"File: {path}")
             self.load_button.setToolTip(f"Load {path}")
+
+    def _show_machine_note(self) -> None:
+        shown = self._state.what_if_label
+        if shown and self._local_path() is not None:
+            self.what_if_note.set_text(
+                f"“What if” shows {shown}, but a model is loaded on this computer: these "
+                "settings, the memory and the speed below are planned for this computer."
+            )
+        else:
+            self.what_if_note.set_text("")
 
     def _show_fit(
         self, plans: list[DevicePlan], layers: int, has_gpu: bool, offloadable: int

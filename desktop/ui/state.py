@@ -126,6 +126,15 @@ class WorkbenchState(QObject):
             )
         return self._devices
 
+    def real_devices(self) -> Sequence[Device]:
+        """The estimator's devices for this computer, whatever machine is shown: a load
+        always runs here, so it is planned here (empty while detecting)."""
+        if self._what_if is None:
+            return self.devices()
+        if self._real is None:
+            return []
+        return devices_from_profile(self._real, self._reserve, self._figures, self._remote)
+
     @property
     def remote_devices(self) -> tuple[RemoteDevice, ...]:
         return self._remote

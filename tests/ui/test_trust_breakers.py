@@ -222,3 +222,46 @@ def test_an_abort_while_loading_brings_the_model_back_and_offers_another_file(
     # The chat tells what happened and offers no reload of the file that aborts.
     assert "GGML_ASSERT(n_expert_used_max > 0) failed" in chat.transcript.toPlainText()
     assert chat.fix_button.isHidden() or "Reload" not in chat.fix_button.text()
+
+
+def _table_texts(table: Any) -> list[list[str]]:
+    return [
+        [table.item(r, c).text() if table.item(r, c) else "" for c in range(table.columnCount())]
+        for r in range(table.rowCount())
+    ]
+
+
+def test_loading_while_a_what_if_machine_is_shown_plans_for_this_computer(
+    qtbot: Any, workbench: Workbench
+) -> None:
+    window, engine, state = workbench.window, workbench.engine, workbench.state
+    panel = window.load_panel
+    smol = local(workbench, "SmolLM2")
+    window.what_if.choose("GeForce RTX 4060")
+    assert state.is_what_if and any(d.is_gpu for d in state.devices())
+    assert window.select_model(smol.location)
+    window.open_load_controls(smol)
+    # The load controls say so, and plan for this computer (no GPU here): no GPU bar.
+    assert not panel.what_if_note.isHidden()
+    assert "GeForce RTX 4060" in panel.what_if_note.text()
+    assert "planned for this computer" in panel.what_if_note.text()
+    assert [plan.kind for plan in panel.device_plans] == ["cpu"]
+    panel.threads.setValue(1)
+    with qtbot.waitSignal(engine.loaded, timeout=LOAD_MS) as loaded:
+        panel.load_button.click()
+    request = engine.current_load
+    assert request is not None and request.plan is not None
+    assert not any(d.is_gpu for d in request.devices)  # the real machine's plan
+    assert request.plan.gpu_layers == 0 and loaded.args[0].n_gpu_layers == 0
+    assert "on the GPU" not in panel.status_label.text()
+    compared = _table_texts(panel.comparison)
+    # Estimate vs. allocated is of that same plan: the weights agree to within 5%.
+    weights = next(row for row in compared if row[0] == "Model weights")
+    assert abs(float(weights[3].split("(")[1].rstrip("%)"))) < 5, compared
+
+    # Back to this computer: nothing planned or compared changes, nothing is stale.
+    window.what_if.choose(None)
+    assert panel.what_if_note.isHidden()
+    assert _table_texts(panel.comparison) == compared
+    assert engine.current_load is request
+    assert [plan.kind for plan in panel.device_plans] == ["cpu"]
