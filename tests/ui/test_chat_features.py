@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QGuiApplication, QTextCursor
-from PySide6.QtWidgets import QApplication, QFileDialog
+from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox
 from synth import SynthModel, write_model
 from test_chat_panel import ANSWER_MS, LOAD_MS, FakeEngine, show, type_message
 
@@ -502,3 +502,57 @@ def test_gemma_answers_with_every_preset(
         assert preset is not None
         assert saved.settings["sampling"]["temperature"] == preset.sampling.temperature
         assert saved.settings["sampling"]["top_k"] == preset.sampling.top_k
+
+
+# The offscreen platform cannot raise or grab for the popup menu; the menu still works.
+@pytest.mark.qt_log_ignore(
+    "does not support propagateSizeHints", "does not support raise", "grabbing the keyboard"
+)
+def test_the_list_menu_exports_and_deletes(
+    qtbot: Any, fake: FakeEngine, history: ChatHistory, tmp_path: Path
+) -> None:
+    fake.finish_load()
+    panel = show(qtbot, ChatPanel(fake, history))
+    ask(panel, fake, "Keep me", "Kept")
+    panel.new_chat()
+    ask(panel, fake, "Delete me", "Gone soon")
+    doomed = panel.conversation_id
+    assert doomed is not None
+    lst = panel.history_list
+    row = next(i for i in range(lst.count()) if lst.item(i).text() == "Delete me")
+    point = lst.visualItemRect(lst.item(row)).center()
+    chosen: list[str] = []
+
+    def pick(text: str) -> None:
+        menu = QApplication.activePopupWidget()
+        if menu is None:  # not open yet: look again soon
+            QTimer.singleShot(50, lambda: pick(text))
+            return
+        actions = [a for a in menu.actions() if a.text() == text]
+        chosen.append(text)
+        menu.setActiveAction(actions[0])
+        qtbot.keyClick(menu, Qt.Key.Key_Return)
+
+    # Export… opens the save dialog for that chat.
+    QTimer.singleShot(0, lambda: pick("Export…"))
+    lst.customContextMenuRequested.emit(point)
+    assert chosen == ["Export…"]
+    assert panel.export_dialog is not None and panel.export_dialog.isVisible()
+    assert 'Export "Delete me"' in panel.export_dialog.windowTitle()
+    panel.export_dialog.reject()
+
+    # Delete this chat… asks first; Yes deletes it and shows a new chat.
+    def confirm() -> None:
+        box = QApplication.activeModalWidget()
+        if not isinstance(box, QMessageBox):
+            QTimer.singleShot(50, confirm)
+            return
+        assert '"Delete me"' in box.text()
+        box.button(QMessageBox.StandardButton.Yes).click()
+
+    QTimer.singleShot(0, lambda: pick("Delete this chat…"))
+    QTimer.singleShot(0, confirm)
+    lst.customContextMenuRequested.emit(point)
+    qtbot.waitUntil(lambda: panel.history_titles() == ["Keep me"])
+    assert panel.conversation_id is None and panel.transcript.entries == []
+    assert [c.title for c in history.list_conversations()] == ["Keep me"]
