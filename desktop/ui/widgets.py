@@ -145,8 +145,16 @@ class NameDelegate(QStyledItemDelegate):
         small_metrics = QFontMetrics(small)
         gap = 8
         secondary_width = small_metrics.horizontalAdvance(secondary)
-        # The secondary text tells rows apart, so it keeps its room and the name is elided.
-        main_room = max(rect.width() - gap - secondary_width, rect.width() // 2)
+        # The secondary text tells rows apart, so it keeps its room and the name is elided;
+        # but a short name stays whole (up to 60% of the cell: "Gemma 3 27…" would read as
+        # another model), and the secondary text gives way in its middle, keeping its end
+        # ("gemma-3-2…Q4_K_M.gguf": the part that tells two files apart).
+        needed = main_metrics.horizontalAdvance(text)
+        main_room = max(
+            rect.width() - gap - secondary_width,
+            min(needed, rect.width() * 3 // 5),
+            rect.width() // 2,
+        )
         elided = main_metrics.elidedText(text, Qt.TextElideMode.ElideRight, main_room)
         main_width = main_metrics.horizontalAdvance(elided)
         painter.save()
@@ -160,7 +168,7 @@ class NameDelegate(QStyledItemDelegate):
         painter.drawText(
             rest,
             align,
-            small_metrics.elidedText(secondary, Qt.TextElideMode.ElideRight, rest.width()),
+            small_metrics.elidedText(secondary, Qt.TextElideMode.ElideMiddle, rest.width()),
         )
         painter.restore()
 

@@ -131,12 +131,13 @@ def one_size(size: str, out: Path, tmp: Path) -> None:
         window.type("Say hello.")
         window.click_widget("Send")
         window.wait(
-            "answered",
-            lambda: window.text("Chat status").startswith("Ready")
-            and "Say hello." in window.text("Conversation")
-            and len(window.text("Conversation")) > 40,
+            "an answer streaming",
+            lambda: len(window.text("Conversation").split("Say hello.", 1)[-1]) > 60,
             timeout=120,
         )
+        if window.widget("Stop").get("enabled"):
+            window.click_widget("Stop")
+        window.wait("chat ready", lambda: window.text("Chat status").startswith("Ready"))
         for key, name in (("alt+2", "5-chat"), ("alt+3", "6-monitor"), ("alt+4", "7-downloads")):
             window.key(key)
             time.sleep(1.0)

@@ -4,7 +4,7 @@ At the default 1320x840, a small laptop's 1280x720 and a 1920x1080 screen, each 
 with real panels (a fake engine and a fake machine behind them) and :func:`layout_faults`
 must find no label, button or pane that does not fit: the Downloads tab's empty state whole,
 the load controls without a horizontal scroll bar, their layer count ("12 / 41") and Load
-button whole, before and after a load.
+button whole and in view without scrolling, before and after a load.
 """
 
 from __future__ import annotations
@@ -98,6 +98,9 @@ def test_nothing_is_cut_off_at_common_window_sizes(
     scroll = window.load_panel.findChild(QScrollArea)
     assert scroll is not None
     assert not scroll.horizontalScrollBar().isVisible()
+    # The Load button in view without scrolling, whole, at every size.
+    button = window.load_panel.load_button
+    assert button.visibleRegion().boundingRect().size() == button.size()
     layers = window.load_panel.layers_value
     assert layers.text().endswith(f"/ {local[0].spec.offloadable_layers}")  # type: ignore[union-attr]
     by_device = {"CPU": {"weights": 248 * MIB, "kv": 72 * MIB, "compute": 514 * MIB}}
