@@ -411,7 +411,8 @@ class ChatPanel(QWidget):
         self._update_controls()
 
     def send(self) -> None:
-        """Send the typed message (Ctrl+Enter); nothing happens unless the model is ready."""
+        """Send the typed message (Enter or Ctrl+Enter); nothing happens unless the model is
+        ready."""
         text = self.input.toPlainText().strip()
         session = self.session
         if not text or session.answer is not None or self._engine.state != "ready":
@@ -632,10 +633,12 @@ class ChatPanel(QWidget):
         if self._recommended_task is not None:
             self._recommended_task.cancel()
         path = last.path
-        self._recommended_task = run_in_thread(
+        task = run_in_thread(
             lambda: _recommended_from_file(path),
             lambda found: self._on_recommended(path, found),
         )
+        self.destroyed.connect(task.cancel)  # a panel closed meanwhile gets no answer
+        self._recommended_task = task
 
     def _on_recommended(self, path: str, found: Sampling | None) -> None:
         last = self._engine.last_load
