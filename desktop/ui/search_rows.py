@@ -112,6 +112,9 @@ class HubSearch(QObject):
     resultsShown = Signal(str, int)
     repoOpened = Signal(str)
     exactRowsChanged = Signal()
+    #: Whether typing searches Hugging Face (the window tests that are not about the search
+    #: switch it off, so they never reach the real Hub).
+    enabled = True
 
     def __init__(
         self,
@@ -134,7 +137,6 @@ class HubSearch(QObject):
         self._queue: list[Callable[[], None]] = []
         self._running = 0
         self._sort = "downloads"
-        self.enabled = True
         self._debounce = QTimer(self)
         self._debounce.setSingleShot(True)
         self._debounce.setInterval(DEBOUNCE_MS)

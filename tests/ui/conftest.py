@@ -130,3 +130,12 @@ def make_window(
         return window
 
     yield build
+
+
+@pytest.fixture(autouse=True)
+def _no_real_hub_search(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Typing in the Models tab's search box searches Hugging Face; a window test that is not
+    about that (tests/ui/test_hub_search_ui.py switches it back on) never reaches the real Hub."""
+    from desktop.ui.search_rows import HubSearch
+
+    monkeypatch.setattr(HubSearch, "enabled", False)

@@ -55,6 +55,7 @@ def panel(qtbot: Any, hub: HubServer, tmp_path: Path) -> ModelsPanel:
     table = ModelsTableModel(state, catalog_rows(load_catalog()))
     widget = ModelsPanel(state, table, endpoint=hub.url, header_cache_dir=tmp_path / "cache")
     qtbot.addWidget(widget)
+    widget.hub_search.enabled = True  # conftest switches the search off for other tests
     # Not shown (the offscreen platform warns about a top-level panel's size hints): the
     # first rows as sorted count as the visible ones.
     return widget
@@ -136,6 +137,7 @@ def test_offline_search_is_a_sentence_and_the_catalog_stays(qtbot: Any, hub: Hub
     table = ModelsTableModel(state, catalog_rows(load_catalog()))
     panel = ModelsPanel(state, table, endpoint=free_port_url())
     qtbot.addWidget(panel)
+    panel.hub_search.enabled = True
     panel.search_box.setText("qwen")
     qtbot.waitUntil(
         lambda: "You are offline" in panel.hub_box.status_label.text(), timeout=SIGNAL_MS

@@ -108,9 +108,20 @@ def _lightest_opaque(image: Any) -> QColor:
 def test_rows_without_an_estimate_say_why(
     make_window: WindowFactory, catalog_model_rows: list[ModelRow]
 ) -> None:
-    no_spec = [r for r in catalog_model_rows if r.spec is None]
-    assert no_spec, "the catalog has models whose size is unknown"
+    # Every catalog row has an estimate now (issue 12); a Hugging Face file whose header
+    # could not be read is the row without one.
+    assert all(r.spec is not None for r in catalog_model_rows)
+    no_spec = [
+        ModelRow.remote(
+            "test/unreadable-GGUF",
+            "model-Q4_K_M.gguf",
+            None,
+            4_000_000_000,
+            note="Could not read its header: the file is not a GGUF file.",
+        )
+    ]
     window = make_window(make_profile())
+    window.table.add_rows(no_spec)
     window.select_model(no_spec[0].location)
     pane = window.detail_pane
     assert pane.badge.text == "No estimate"
