@@ -26,6 +26,13 @@ from PySide6.QtWidgets import (
 
 from desktop.core.gpu_specs import GpuSpec, what_if_profile_dict
 from desktop.core.hardware import GpuInfo, HardwareProfile
+from desktop.core.machine_classes import (
+    DEFAULT_CLASS,
+    MACHINE_CLASSES,
+    THIS_COMPUTER,
+    apply_class,
+    machine_class,
+)
 from desktop.core.units import GIB, format_bandwidth, format_bytes
 from desktop.services.signals import emit
 from desktop.ui import theme
@@ -186,6 +193,22 @@ class WhatIfSelector(QWidget):
         self.ram_combo.setToolTip("System RAM of the what-if machine (unified memory on Apple)")
         self.ram_combo.setVisible(False)
 
+        # The rest of the machine around a discrete GPU: a CPU and RAM class with sourced
+        # bandwidth (desktop.core.machine_classes), a typical desktop unless chosen otherwise.
+        self.cpu_combo = QComboBox(self)
+        self.cpu_combo.setAccessibleName("What-if CPU and RAM")
+        for machine in MACHINE_CLASSES:
+            self.cpu_combo.addItem(machine.label, machine.key)
+            self.cpu_combo.setItemData(
+                self.cpu_combo.count() - 1,
+                f"{machine.description}.\nSource: {machine.source}",
+                Qt.ItemDataRole.ToolTipRole,
+            )
+        self.cpu_combo.addItem("This computer's CPU and RAM", THIS_COMPUTER)
+        self.cpu_combo.setCurrentIndex(self.cpu_combo.findData(DEFAULT_CLASS))
+        self.cpu_combo.setVisible(False)
+        self._update_cpu_tooltip()
+
         label = QLabel("What if:", self)
         label.setBuddy(self.gpu_combo)
         layout = QHBoxLayout(self)
@@ -194,9 +217,11 @@ class WhatIfSelector(QWidget):
         layout.addWidget(label)
         layout.addWidget(self.gpu_combo)
         layout.addWidget(self.ram_combo)
+        layout.addWidget(self.cpu_combo)
 
         self.gpu_combo.currentIndexChanged.connect(self._on_gpu_chosen)
         self.ram_combo.currentIndexChanged.connect(self._apply)
+        self.cpu_combo.currentIndexChanged.connect(self._on_cpu_chosen)
         state.realProfileChanged.connect(self._on_real_profile)
 
     # ------------------------------------------------------------------ public
@@ -204,8 +229,11 @@ class WhatIfSelector(QWidget):
     def specs(self) -> list[GpuSpec]:
         return list(self._specs)
 
-    def choose(self, gpu_name: str | None, ram_bytes: int | None = None) -> None:
-        """Pick a GPU by name (None: this computer) and optionally the RAM size."""
+    def choose(
+        self, gpu_name: str | None, ram_bytes: int | None = None, cpu_class: str | None = None
+    ) -> None:
+        """Pick a GPU by name (None: this computer), optionally the RAM size and the CPU and
+        RAM class (a ``machine_classes`` key, or ``THIS_COMPUTER``)."""
         if gpu_name is None:
             self.gpu_combo.setCurrentIndex(0)
             return
@@ -226,6 +254,11 @@ class WhatIfSelector(QWidget):
                 self.ram_combo.addItem(format_bytes(ram_bytes) + " RAM", ram_bytes)
                 i = self.ram_combo.count() - 1
             self.ram_combo.setCurrentIndex(i)
+        if cpu_class is not None:
+            i = self.cpu_combo.findData(cpu_class)
+            if i < 0:
+                raise KeyError(cpu_class)
+            self.cpu_combo.setCurrentIndex(i)  # applies it (a change of class alone, too)
 
     # ------------------------------------------------------------------ slots
 
@@ -251,7 +284,23 @@ class WhatIfSelector(QWidget):
             self.ram_combo.setCurrentIndex(self._default_ram_position(spec, options))
         self.ram_combo.setVisible(spec is not None)
         self.ram_combo.blockSignals(blocked)
+        # A unified-memory chip is the whole machine (its RAM is the chip's): no class.
+        self.cpu_combo.setVisible(spec is not None and not spec.unified_memory)
         self._apply()
+
+    def _on_cpu_chosen(self) -> None:
+        self._update_cpu_tooltip()
+        self._apply()
+
+    def _update_cpu_tooltip(self) -> None:
+        chosen = machine_class(str(self.cpu_combo.currentData()))
+        self.cpu_combo.setToolTip(
+            f"CPU and RAM of the what-if machine: {chosen.description}.\n"
+            f"Source: {chosen.source}"
+            if chosen is not None
+            else "CPU and RAM of the what-if machine: this computer's, with its measured "
+            "RAM bandwidth."
+        )
 
     def _default_ram_position(self, spec: GpuSpec, options: list[int]) -> int:
         if spec.unified_memory:
@@ -275,6 +324,12 @@ class WhatIfSelector(QWidget):
         label = (
             f"{spec.name} with {format_bytes(ram)} of {'memory' if spec.unified_memory else 'RAM'}"
         )
+        chosen = None if spec.unified_memory else machine_class(str(self.cpu_combo.currentData()))
+        if chosen is not None:
+            data = apply_class(data, chosen.key)
+            gbps = chosen.bandwidth_bytes_per_s / 1e9
+            kind = chosen.label.split(" · ")[0].lower()
+            label += f" in a {kind} ({chosen.physical_cores} cores, {gbps:.1f} GB/s RAM)"
         self._state.set_what_if(HardwareProfile.from_dict(data), label)
         emit(self.changed, label)
 
