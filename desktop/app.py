@@ -496,8 +496,13 @@ def assemble(
     downloads = DownloadManager(window)
     chat = ChatPanel(engine, history)
     plots = MonitorPanel(monitor)
+    from desktop.ui.remote_memory import install_remote_memory_plot
+
+    install_remote_memory_plot(plots, engine)  # other computers' memory (RPC) over time
     window.set_chat_widget(chat)
-    window.set_monitor_widget(plots)
+    from desktop.ui.serve_panel import install_serving
+
+    install_serving(window, engine, monitor, plots)  # "Serve to other apps", request log
     window.set_downloads_widget(DownloadsPanel(downloads))
     recorder = RunRecorder(engine, path=history_path, parent=window)
     recorder.figuresChanged.connect(state.set_figures)

@@ -1290,6 +1290,8 @@ def estimate(spec: ModelSpec, settings: Settings, devices: Sequence[Device]) -> 
     reason, suggestion = _explain(spec, settings, devices, plans, verdict, n_gpu, best, ctx_full)
     spread = spread_sentence(plans)
     if spread:  # other computers hold layers: say which machine holds what first
+        if not any(d.is_gpu and not d.is_remote for d in devices):
+            reason = reason.replace("on the GPU", "on the other computers' devices")
         reason = f"{spread} {reason}"
     return Plan(
         model_name=spec.name or spec.architecture,

@@ -224,6 +224,8 @@ class Loaded:
     buffers: dict[str, Any]  # LlamaLoadReport.to_dict()
     load_seconds: float
     n_threads: int = 0  # CPU threads llama.cpp decodes with (0: not reported)
+    # Other computers' devices after the load: endpoint, index, free_bytes, total_bytes.
+    remote_memory: list[dict[str, Any]] = field(default_factory=list)
     id: str = ""
 
     def report(self) -> LlamaLoadReport:
@@ -261,6 +263,8 @@ class Done:
     prompt_tokens_per_s: float  # prompt_tokens / ttft_s
     gen_tokens_per_s: float  # (generated - 1) / (time of last token - time of first token)
     stop_reason: StopReason
+    # Other computers' devices when the answer ended (as in Loaded.remote_memory).
+    remote_memory: list[dict[str, Any]] = field(default_factory=list)
     id: str = ""
 
 

@@ -405,6 +405,7 @@ class Worker:
             buffers=report.to_dict(),
             load_seconds=load_seconds,
             n_threads=int(kwargs["n_threads"]),
+            remote_memory=_remote_memory(),
             id=req.id,
         )
 
@@ -568,6 +569,7 @@ class Worker:
             prompt_tokens_per_s=prompt_tokens / ttft if ttft > 0 else 0.0,
             gen_tokens_per_s=decoded / span if decoded > 0 and span > 0 else 0.0,
             stop_reason="user" if finish == "user" else "stop" if finish == "stop" else "length",
+            remote_memory=_remote_memory(),
             id=req.id,
         )
 
@@ -592,6 +594,21 @@ class _PromptLength:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _remote_memory() -> list[dict[str, Any]]:
+    """Free and total memory of every other computer's device this worker registered (an
+    RPC request each, through llama.cpp's open connection); none without remote devices."""
+    rpc = sys.modules.get("desktop.engine.rpc")
+    if rpc is None:
+        return []
+    out = []
+    for key, (free, total) in rpc.remote_memory().items():
+        endpoint, _, index = key.rpartition("#")
+        out.append(
+            {"endpoint": endpoint, "index": int(index), "free_bytes": free, "total_bytes": total}
+        )
+    return out
 
 
 #: How long registering the other computers' RPC servers may take before the load gives up.
