@@ -253,7 +253,11 @@ class DetailPane(QWidget):
 
     def _show_header(self, row: ModelRow, plan: Plan | None) -> None:
         self.name_label.setText(row.name)
-        parts = [row.quant, format_params(row.params) + " parameters"]
+        parts = []  # what is known of it: a broken file has no quant nor parameter count
+        if row.quant != "?":
+            parts.append(row.quant)
+        if row.params:
+            parts.append(format_params(row.params) + " parameters")
         if row.file_size_bytes is not None:
             size = format_bytes(row.file_size_bytes)
             parts.append(size if row.size_exact else f"about {size}")

@@ -368,7 +368,8 @@ class ModelsTableModel(QAbstractTableModel):
             # A local file by its file name (two copies of one model read apart); an uploader
             # only where it tells two otherwise identical rows apart.
             if row.source == "local":
-                return self._file_labels.get(row.location, "")
+                label = self._file_labels.get(row.location, "")
+                return "" if label == f"{row.name}.gguf" else label  # not the name twice
             return row.uploader if self.uploader_matters(row) else ""
         if role == Qt.ItemDataRole.FontRole and column == Column.NAME:
             font = QFont()

@@ -146,13 +146,14 @@ class NameDelegate(QStyledItemDelegate):
         gap = 8
         secondary_width = small_metrics.horizontalAdvance(secondary)
         # The secondary text tells rows apart, so it keeps its room and the name is elided;
-        # but a short name stays whole (up to 60% of the cell: "Gemma 3 27…" would read as
-        # another model), and the secondary text gives way in its middle, keeping its end
-        # ("gemma-3-2…Q4_K_M.gguf": the part that tells two files apart).
+        # but a name stays whole while the secondary text keeps a few letters ("Gemma 3 27…"
+        # would read as another model), and the secondary text gives way in its middle,
+        # keeping its end ("gemma-3-2…Q4_K_M.gguf": the part that tells two files apart).
         needed = main_metrics.horizontalAdvance(text)
+        least_secondary = small_metrics.horizontalAdvance("abc…gguf")
         main_room = max(
             rect.width() - gap - secondary_width,
-            min(needed, rect.width() * 3 // 5),
+            min(needed, rect.width() - gap - least_secondary),
             rect.width() // 2,
         )
         elided = main_metrics.elidedText(text, Qt.TextElideMode.ElideRight, main_room)
