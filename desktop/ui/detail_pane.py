@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop.core.advice import lead_sentence, ranked_alternatives
 from desktop.core.dryrun import DryRun, build_key
 from desktop.core.estimate import Plan, Verdict
 from desktop.core.rows import ModelRow, format_params
@@ -292,7 +293,8 @@ class DetailPane(QWidget):
                     else "memory bandwidth unknown"
                 )
         downloaded = self._table.is_downloaded(row)
-        self.download_button.setVisible(row.source != "local")
+        # A Hugging Face search result not opened yet has no file: double-click opens it.
+        self.download_button.setVisible(row.source != "local" and not row.is_hub_repo)
         self.download_button.setEnabled(row.source != "local" and not downloaded)
         if downloaded:
             self.download_button.setText("Downloaded")
@@ -301,7 +303,7 @@ class DetailPane(QWidget):
         else:
             self.download_button.setText("Download")
         self.download_button.setToolTip(f"{row.repo} / {row.file}" if row.repo else "")
-        self.load_button.setEnabled(row.spec is not None)
+        self.load_button.setEnabled(row.spec is not None and not row.is_hub_repo)
         self.load_button.setToolTip(
             "Choose GPU layers and context, then load the model"
             if downloaded
@@ -321,7 +323,7 @@ class DetailPane(QWidget):
             return
         self.bars.set_plans(plan.devices)
         self.reason_label.setText(plan.reason)
-        self.suggestion_label.setText(f"<b>What to do:</b> {plan.suggestion}")
+        self.suggestion_label.setText(f"<b>What to do:</b> {self._advice(row, plan)}")
         notes = list(plan.notes)
         if row.note and row.note not in notes:
             notes.append(row.note)
@@ -335,6 +337,20 @@ class DetailPane(QWidget):
         self.note_label.setText("\n".join(notes))
         self.note_label.setVisible(bool(notes))
         self._show_check(row, plan)
+
+    def _advice(self, row: ModelRow, plan: Plan) -> str:
+        """The change that makes this model fastest here, in plain words (core.advice ranks
+        the other quantizations, context, KV cache and layers by predicted speed); the
+        plan's own suggestion when nothing is faster."""
+        if row.spec is None:
+            return plan.suggestion
+        siblings = [
+            (sibling.quant, sibling_plan)
+            for sibling, sibling_plan in self._table.group_rows(row.group)
+            if sibling.location != row.location
+        ]
+        ranked = ranked_alternatives(row.spec, plan, self._state.devices(), siblings)
+        return lead_sentence(plan, ranked) or plan.suggestion
 
     def _show_check(self, row: ModelRow, plan: Plan) -> None:
         """What llama.cpp's dry run says of this local file at these settings."""

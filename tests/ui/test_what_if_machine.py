@@ -89,3 +89,15 @@ def test_an_apple_chip_is_its_own_whole_machine(make_window: WindowFactory) -> N
     profile = window.state.profile
     assert profile is not None and profile.gpus[0].unified_memory
     assert profile.memory.bandwidth_bytes_per_s == profile.gpus[0].bandwidth_bytes_per_s
+
+
+def test_the_detail_pane_leads_with_the_fastest_change(
+    make_window: WindowFactory, catalog_model_rows: list[ModelRow]
+) -> None:
+    window = make_window(SMALL_VM)
+    window.what_if.choose("GeForce RTX 4060", 16 * GIB)
+    llama = find_row(catalog_model_rows, "llama-3.1-8b-instruct", "Q8_0")
+    assert window.select_model(llama.location)
+    text = window.detail_pane.suggestion_label.text()
+    assert text.startswith("<b>What to do:</b> Q6_K fits fully on the GPU at ~"), text
+    assert "(as it is: ~" in text and "Also: the q8_0 KV cache" in text
