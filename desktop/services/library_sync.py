@@ -91,8 +91,10 @@ class LibrarySync(QObject):
         self._again = False
         self.scans += 1
         folders, files = list(self._folders), list(self._files)
-        self._task = run_in_thread(lambda: self._scan(folders, files), self._done, self._error)
-        return self._task
+        task = run_in_thread(lambda: self._scan(folders, files), self._done, self._error)
+        self.destroyed.connect(task.cancel)  # its window closed meanwhile: no answer
+        self._task = task
+        return task
 
     def cancel(self) -> None:
         """Drop a running scan's result and stop watching (the app is quitting)."""
