@@ -37,7 +37,8 @@ class RemoteMemoryPlot(QWidget):
         self.plot = pg.PlotWidget()
         self.plot.setMenuEnabled(False)
         self.plot.setMouseEnabled(x=False, y=False)
-        self.plot.setMinimumHeight(120)
+        self.plot.setMinimumHeight(80)
+        self.plot.setMaximumHeight(160)
         self.plot.setLabel("left", "GB in use")
         self.plot.setLabel("bottom", "seconds since the load")
         self.plot.addLegend(offset=(10, 5))
@@ -101,11 +102,7 @@ class RemoteMemoryPlot(QWidget):
         self.plot.setYRange(0, self._top)
         text = "; ".join(lines) + "."
         if all(int(d["free_bytes"]) == int(d["total_bytes"]) for d in remote_memory):
-            text += (
-                " (A shared CPU reports all its RAM as free: llama.cpp's CPU device does not "
-                "count what is in use, so the line stays at 0; the plan's figure is what the "
-                "model holds there.)"
-            )
+            text += " A shared CPU reports all its RAM as free (llama.cpp does not count its use)."
         self.detail.setText(text)
         self.setVisible(True)
 
