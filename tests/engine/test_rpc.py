@@ -261,3 +261,22 @@ def test_share_server_reports_its_device_and_stops(servers: list[rpc.ShareServer
     extra = share()
     extra.stop()
     assert extra.process is not None and extra.process.poll() is not None
+
+
+def test_worker_gives_up_on_a_stalled_server_with_a_sentence(
+    gemma_path: Path, fake_server: Callable[[str], _FakeServer]
+) -> None:
+    server = fake_server("stall")
+    started = time.monotonic()
+    with WorkerRunner() as runner:
+        with pytest.raises(WorkerError) as failed:
+            runner.load(
+                p.Load(
+                    path=str(gemma_path), n_gpu_layers=99, n_ctx=512, rpc_servers=[server.endpoint]
+                ),
+                timeout=60,
+            )
+        assert failed.value.error.kind == "remote_device"
+        assert "did not answer within" in failed.value.error.message
+        assert runner.alive  # the worker answers: the window and the chat stay up
+    assert time.monotonic() - started < 60
