@@ -4,7 +4,8 @@ X windows and the whole screen is captured:
 
     xvfb-run -a -s "-screen 0 1400x900x24" .venv/bin/python tests/ui/h15c_screenshots.py [OUT]
 
-OUT defaults to test-artifacts/h15c/ (git-ignored).
+OUT defaults to test-artifacts/h15c/ (git-ignored). ``--size=1280x720`` renders the window at
+that size instead of the default 1320x840 (the file names say the size then).
 """
 
 from __future__ import annotations
@@ -58,8 +59,12 @@ def drop_on(widget: Any, path: Path) -> None:
     QApplication.sendEvent(widget, QDropEvent(QPointF(200, 200), *args))
 
 
+SUFFIX = [""]
+
+
 def shoot(out: Path, name: str) -> None:
     settle()
+    name = name.replace(".png", f"{SUFFIX[0]}.png")
     screen = QGuiApplication.primaryScreen()
     path = out / name
     screen.grabWindow(0).save(str(path))
@@ -67,8 +72,13 @@ def shoot(out: Path, name: str) -> None:
 
 
 def main() -> int:
-    out = Path(sys.argv[1]) if len(sys.argv) > 1 else HERE.parent.parent / "test-artifacts/h15c"
+    args = [a for a in sys.argv[1:] if not a.startswith("--size")]
+    sizes = [a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--size=")]
+    width, height = (int(v) for v in (sizes[0] if sizes else "1320x840").split("x"))
+    suffix = f"-{width}x{height}" if sizes else ""
+    out = Path(args[0]) if args else HERE.parent.parent / "test-artifacts/h15c"
     out.mkdir(parents=True, exist_ok=True)
+    SUFFIX[0] = suffix
     app = QApplication.instance() or QApplication(sys.argv)
     from conftest import make_profile
     from real_models import gemma_file
@@ -106,7 +116,7 @@ def main() -> int:
         history.add_message(conv, "user", question)
         history.add_message(conv, "assistant", answer, model="gemma-3-270m-Q4_K_M")
     chat.refresh_history()
-    window.resize(1320, 840)
+    window.resize(width, height)
     window.move(20, 20)
     window.show()
     settle(600)
