@@ -15,8 +15,11 @@ the load and during an answer: each ends in one sentence, within a bounded time.
 
 from __future__ import annotations
 
+import json
 import socket
 import struct
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -27,6 +30,7 @@ from rpc_cases import CASES, Case, free_port, plan_and_load, share
 from synth import ACCURACY_MODELS, write_model
 
 from desktop.core import rpc
+from desktop.core.children import engine_environment
 from desktop.core.estimate import compare_by_device
 from desktop.engine import protocol as p
 from desktop.engine.runner import WorkerError, WorkerExited, WorkerRunner
@@ -280,3 +284,62 @@ def test_worker_gives_up_on_a_stalled_server_with_a_sentence(
         assert "did not answer within" in failed.value.error.message
         assert runner.alive  # the worker answers: the window and the chat stay up
     assert time.monotonic() - started < 60
+
+
+# ------------------------------------------------------------------------------ the CLI
+
+
+def _cli(args: list[str], timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "desktop.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=engine_environment(),
+        check=False,
+    )
+
+
+def test_cli_estimate_hardware_and_bench_through_two_servers(
+    servers: list[rpc.ShareServer], gemma_path: Path
+) -> None:
+    flags = [x for s in servers for x in ("--rpc", s.endpoint)]
+    done = _cli(["estimate", str(gemma_path), "--ctx", "1024", "--gpu-layers", "7", *flags,
+                 "--threads", "1", "--json"])  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    plan = json.loads(done.stdout)
+    assert plan["checked_by_llama_cpp"] is True and plan["llama_cpp_check"]["layers_agree"]
+    remote = [d for d in plan["devices"] if d["kind"] == "rpc"]
+    assert [d["endpoint"] for d in remote] == [s.endpoint for s in servers]
+    assert all(d["latency_s"] > 0 for d in remote)
+    assert plan["reason"].startswith("Fits across 3 computers")
+    assert {r["endpoint"] for r in plan["remote_devices"]} == {s.endpoint for s in servers}
+
+    done = _cli(["hardware", "--no-bandwidth", "--json", *flags])
+    assert done.returncode == 0, done.stderr
+    devices = json.loads(done.stdout)["remote_devices"]
+    assert all(d["kind"] == "rpc" and d["free_bytes"] > 0 for d in devices)
+
+    done = _cli(["bench", str(gemma_path), "--ctx", "1024", "--gpu-layers", "99", "--tokens",
+                 "8", "--prompt-tokens", "16", "--threads", "1", "--no-store", "--json",
+                 "--rpc", servers[0].endpoint])  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["generated_tokens"] > 0
+    assert any(b.get("endpoint") == servers[0].endpoint for b in result["llama_cpp_buffers"])
+    rows = {(r["device"], r["component"]): r for r in result["comparison_by_device"]}
+    assert abs(rows[(servers[0].endpoint, "weights")]["error_pct"]) <= 1.0
+    assert abs(rows[(servers[0].endpoint, "total")]["error_pct"]) <= 5.0
+
+
+def test_cli_share_refuses_a_public_address_and_unreachable_rpc_is_a_sentence(
+    gemma_path: Path,
+) -> None:
+    done = _cli(["share", "--host", "8.8.8.8"], timeout=60)
+    assert done.returncode == 1 and "public address" in done.stderr
+    assert "Traceback" not in done.stderr
+    endpoint = f"127.0.0.1:{free_port()}"
+    done = _cli(["estimate", str(gemma_path), "--rpc", endpoint], timeout=60)
+    assert done.returncode == 1, done.stdout
+    assert f"{endpoint} did not answer: nothing is listening there" in done.stderr
+    assert "Traceback" not in done.stderr
