@@ -135,6 +135,8 @@ class DetailPane(QWidget):
         self.siblings.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.siblings.setShowGrid(False)
         self.siblings.setAlternatingRowColors(True)
+        # "Q8_0 · tiny-llama…-copy.gguf": two local copies differ at the end of their names.
+        self.siblings.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.siblings.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.siblings.setItemDelegateForColumn(2, VerdictDelegate(self.siblings))
         self.siblings.verticalHeader().setDefaultSectionSize(
