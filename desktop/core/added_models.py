@@ -9,9 +9,11 @@ listed with its reason, never hidden). Pure Python.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from contextlib import suppress
 from pathlib import Path
 
-from desktop.core.library import LocalModel, _model, scan
+from desktop.core.hub import split_part_info
+from desktop.core.library import LocalModel, _scan_folder, scan
 
 __all__ = ["GGUF_MAGIC", "check_added_path", "inside_folders", "scan_files", "scan_local"]
 
@@ -60,18 +62,42 @@ def inside_folders(path: Path, folders: Iterable[Path]) -> bool:
 
 
 def scan_files(paths: Iterable[Path], known: Iterable[Path] = ()) -> list[LocalModel]:
-    """The GGUF files ``paths`` (skipping those in ``known`` and repeats), read as the
-    folder scan reads them; a file that is gone is left out (its entry stays in the
-    settings, and comes back when the file does)."""
-    seen = {_key(p) for p in known}
+    """The GGUF files ``paths`` (skipping those in ``known`` and repeats), read by the
+    library's own folder reader; a file that is gone is left out (its entry stays in the
+    settings, and comes back when the file does). A part of a split model stands for the
+    whole set beside it (one entry; missing parts are named, as the folder scan does)."""
+    seen: set[object] = set()
+    for path in known:
+        seen.update(_identity(path))
     found: list[LocalModel] = []
     for path in paths:
-        key = _key(path)
-        if key in seen or not path.is_file():
+        if not path.is_file():
             continue
-        seen.add(key)
-        found.append(_model([path], "folder", None))
+        names = [path.name]
+        info = split_part_info(path.name)
+        if info is not None:
+            stem, _index, count = info
+            with suppress(OSError):  # an unreadable folder: the one part is read
+                names = sorted(
+                    entry.name
+                    for entry in path.parent.iterdir()
+                    if (part := split_part_info(entry.name)) is not None
+                    and (part[0], part[2]) == (stem, count)
+                )
+        found += _scan_folder(path.parent, names, "folder", seen, None)
     return found
+
+
+def _identity(path: Path) -> list[object]:
+    """How the library's scan knows a file it has seen: its resolved path and its inode."""
+    keys: list[object] = []
+    try:
+        keys.append(path.resolve())
+        info = path.stat()
+        keys.append((info.st_dev, info.st_ino))
+    except OSError:
+        keys.append(path)
+    return keys
 
 
 def scan_local(
@@ -84,5 +110,6 @@ def scan_local(
     """Every model in ``folders`` (and the Hugging Face cache and LM Studio's folders unless
     told not to), then the added ``files`` that no folder holds."""
     found = scan(folders, include_hf_cache=include_hf_cache, include_lm_studio=include_lm_studio)
-    found += scan_files(files, known=[model.path for model in found])
+    known = [path for model in found for path in (model.parts or (model.path,))]
+    found += scan_files(files, known=known)
     return found

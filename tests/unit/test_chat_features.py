@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hub_server import write_split_model
 from synth import SynthModel, write_model
 
 from desktop.core.added_models import check_added_path, inside_folders, scan_local
@@ -293,6 +294,20 @@ def test_added_files_are_listed_once_beside_the_folders(tmp_path: Path) -> None:
     )
     assert [model.path.name for model in found] == ["inside.gguf", "outside.gguf"]
     assert all(model.status == "ready" and model.spec is not None for model in found)
+
+
+def test_an_added_part_of_a_split_model_stands_for_the_whole_set(tmp_path: Path) -> None:
+    parts = write_split_model(tmp_path / "big.gguf", SynthModel(), max_tensors=8)
+    assert len(parts) >= 2
+    (whole,) = scan_local(
+        [], [parts[-1], parts[0]], include_hf_cache=False, include_lm_studio=False
+    )
+    assert whole.status == "ready" and whole.parts == tuple(parts)
+    single = read_header_file(write_model(tmp_path / "one.gguf", SynthModel()))
+    assert whole.spec is not None and whole.spec.n_layer == single.get("llama.block_count")
+    parts[1].unlink()
+    (broken,) = scan_local([], [parts[0]], include_hf_cache=False, include_lm_studio=False)
+    assert broken.status == "partial" and "missing" in str(broken.problem)
 
 
 def test_new_settings_round_trip(tmp_path: Path) -> None:
