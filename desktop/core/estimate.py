@@ -256,6 +256,9 @@ class Plan:
         """Short text for a badge: "Full GPU", "Partial 22/33", "CPU only", "Too large"."""
         if self.verdict is Verdict.PARTIAL:
             return f"Partial {self.gpu_layers}/{self.offloadable_layers}"
+        remote = {d.endpoint for d in self.devices if d.endpoint and d.layers}
+        if self.verdict is Verdict.FULL_GPU and remote:  # offloaded to other computers
+            return f"{len(remote) + 1} computers"
         return {
             Verdict.FULL_GPU: "Full GPU",
             Verdict.CPU_ONLY: "CPU only",
