@@ -343,3 +343,18 @@ def test_cli_share_refuses_a_public_address_and_unreachable_rpc_is_a_sentence(
     assert done.returncode == 1, done.stdout
     assert f"{endpoint} did not answer: nothing is listening there" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_reload_without_the_server_uses_this_computer_only(
+    servers: list[rpc.ShareServer], gemma_path: Path
+) -> None:
+    """Registration lasts for the worker's life; a load without servers names no device."""
+    with WorkerRunner() as runner:
+        first = runner.load(
+            p.Load(path=str(gemma_path), n_gpu_layers=99, n_ctx=512, n_threads=1,
+                   rpc_servers=[servers[0].endpoint])
+        )  # fmt: skip
+        assert servers[0].endpoint in first.report().by_device_key()
+        again = runner.load(p.Load(path=str(gemma_path), n_gpu_layers=99, n_ctx=512, n_threads=1))
+        assert set(again.report().by_device_key()) == {"CPU"}
+        assert again.remote_memory  # still registered, so still reported
