@@ -305,6 +305,9 @@ class MainWindow(QMainWindow):
         engine.modelKept.connect(
             lambda kept: self._show_message(f"{kept.model_name} is still the model loaded.")
         )
+        # A passing "Model loaded." must not outlive the model it was about.
+        for signal in (engine.unloaded, engine.crashed):
+            signal.connect(lambda *_: self.statusBar().clearMessage())
 
     def _show_message(self, text: str) -> None:
         self.statusBar().showMessage(text, 12_000)

@@ -224,6 +224,32 @@ def test_an_abort_while_loading_brings_the_model_back_and_offers_another_file(
     assert chat.fix_button.isHidden() or "Reload" not in chat.fix_button.text()
 
 
+def test_a_kill_9_from_outside_is_said_so_and_no_label_claims_a_model(
+    qtbot: Any, workbench: Workbench
+) -> None:
+    import os
+    import signal
+
+    engine, chat, window = workbench.engine, workbench.chat, workbench.window
+    smol = local(workbench, "SmolLM2")
+    load_from_panel(qtbot, workbench, smol)
+    qtbot.waitUntil(
+        lambda: (facts := workbench.monitor.memory_facts()) is not None
+        and facts.ram_short is False,
+        timeout=10_000,
+    )
+    pid = engine.pid
+    assert pid is not None
+    with qtbot.waitSignal(engine.crashed, timeout=30_000) as crashed:
+        os.kill(pid, signal.SIGKILL)
+    kind, message, _suggestion = crashed.args
+    assert kind == "killed_from_outside" and "RAM free" in message
+    assert "from outside the app" in chat.transcript.toPlainText()
+    assert chat.model_label.text() == "No model loaded"
+    assert not chat.input.isEnabled()
+    assert "Model loaded" not in window.statusBar().currentMessage()
+
+
 def _table_texts(table: Any) -> list[list[str]]:
     return [
         [table.item(r, c).text() if table.item(r, c) else "" for c in range(table.columnCount())]
