@@ -105,7 +105,8 @@ class RemoteDevicesBox(QWidget):
         self.share_port.setRange(1, 65535)
         self.share_port.setValue(rpc.DEFAULT_PORT)
         self.share_port.setAccessibleName("Port to share on")
-        self.share_status = QLabel("Not shared.")
+        self.share_status = QLabel("")
+        self.share_status.setVisible(False)
         self.share_status.setWordWrap(True)
         self.share_status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
@@ -119,22 +120,24 @@ class RemoteDevicesBox(QWidget):
         self.add_error.setWordWrap(True)
         self.add_error.setVisible(False)
 
-        share_row = QHBoxLayout()
-        share_row.addWidget(self.share_switch)
-        share_row.addWidget(self.share_host)
-        share_row.addWidget(QLabel(":"))
-        share_row.addWidget(self.share_port)
-        share_row.addWidget(self.share_status, 1)
-        add_row = QHBoxLayout()
-        add_row.addWidget(self.add_field)
-        add_row.addWidget(self.add_button)
-        add_row.addWidget(self.add_error, 1)
-        add_row.addStretch(0 if self.add_error.isVisible() else 1)
+        # One line while nothing is shared or added (the hardware bar stays short); what
+        # sharing offers, a refused address and each added computer get a line of their own.
+        controls = QHBoxLayout()
+        controls.addWidget(self.share_switch)
+        controls.addWidget(self.share_host)
+        controls.addWidget(QLabel(":"))
+        controls.addWidget(self.share_port)
+        controls.addSpacing(24)
+        controls.addWidget(self.add_field)
+        controls.addWidget(self.add_button)
+        controls.addStretch(1)
         self._server_rows = QVBoxLayout()
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 4, 0, 0)
-        layout.addLayout(share_row)
-        layout.addLayout(add_row)
+        layout.setSpacing(2)
+        layout.addLayout(controls)
+        layout.addWidget(self.share_status)
+        layout.addWidget(self.add_error)
         layout.addLayout(self._server_rows)
 
         self.share_switch.toggled.connect(self._on_share_toggled)
@@ -157,11 +160,11 @@ class RemoteDevicesBox(QWidget):
             self.share_switch.blockSignals(True)
             self.share_switch.setChecked(False)
             self.share_switch.blockSignals(False)
-            self.share_status.setText(failed)
+            self._status(failed)
             return
         self.share_host.setEnabled(False)
         self.share_port.setEnabled(False)
-        self.share_status.setText("Starting...")
+        self._status("Starting to share...")
 
     def _show_share(self, info: dict[str, object]) -> None:
         if not info:
@@ -174,7 +177,11 @@ class RemoteDevicesBox(QWidget):
         )
         if self.share.warning:
             text += f"<br><b>On the network:</b> {self.share.warning}"
+        self._status(text)
+
+    def _status(self, text: str) -> None:
         self.share_status.setText(text)
+        self.share_status.setVisible(bool(text))
 
     def _on_share_stopped(self, why: str) -> None:
         self.share_switch.blockSignals(True)
@@ -182,7 +189,7 @@ class RemoteDevicesBox(QWidget):
         self.share_switch.blockSignals(False)
         self.share_host.setEnabled(True)
         self.share_port.setEnabled(True)
-        self.share_status.setText(why or "Not shared.")
+        self._status(why)
 
     # ------------------------------------------------------------------ add
 

@@ -65,7 +65,7 @@ def test_share_add_plan_and_stop(qtbot: Any, box: Any, gemma_path: Any) -> None:
     with qtbot.waitSignal(widget.share.stopped, timeout=10_000) as stopped:
         widget.share_switch.setChecked(False)
     assert stopped.args == [""]
-    assert widget.share_status.text() == "Not shared."
+    assert widget.share_status.text() == "" and widget.share_status.isHidden()
     assert not widget.share.running
 
 
