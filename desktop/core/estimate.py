@@ -1296,6 +1296,11 @@ def estimate(spec: ModelSpec, settings: Settings, devices: Sequence[Device]) -> 
         if not any(d.is_gpu and not d.is_remote for d in devices):
             reason = reason.replace("on the GPU", "on the other computers' devices")
         reason = f"{spread} {reason}"
+        notes.append(
+            "Speed across computers: each one's measured round trip plus "
+            f"{RPC_SPLIT_SECONDS * 1000:.1f} ms per token and device (measured over loopback "
+            "on the development machine); the other computer is assumed as fast as this one."
+        )
     return Plan(
         model_name=spec.name or spec.architecture,
         estimate_kind="exact" if spec.source == "header" else "catalog",
