@@ -159,7 +159,7 @@ class _Plot(pg.PlotWidget):
         item.setDownsampling(auto=True, mode="peak")
         item.showGrid(x=True, y=True, alpha=0.12)
         item.getAxis("left").setWidth(64)
-        self.setMinimumHeight(140)
+        self.setMinimumHeight(96)  # three plots and a log fit a 720-pixel screen
         self.legend = item.addLegend(offset=(8, 6), colCount=3)
         self.widths: dict[pg.PlotDataItem, float] = {}  # pen width of each curve
         self.styles: dict[pg.InfiniteLine, Qt.PenStyle] = {}  # dash style of each line
@@ -224,7 +224,9 @@ class MonitorPanel(QWidget):
         self._y_tops: dict[str, float] = {}
         self._theme_key: tuple[int, int] | None = None
         self.setAccessibleName("Live monitor")
-        self.setMinimumSize(480, 360)
+        # Only a width: the height the plots and their words need comes from the layout, so
+        # a splitter (the Monitor tab's request log below) cannot squeeze them into overlap.
+        self.setMinimumWidth(480)
 
         # Tokens per second
         self.rate_title, self.rate_value = self._header("Tokens per second")

@@ -137,7 +137,9 @@ def one_size(size: str, out: Path, tmp: Path) -> None:
         )
         if window.widget("Stop").get("enabled"):
             window.click_widget("Stop")
-        window.wait("chat ready", lambda: window.text("Chat status").startswith("Ready"))
+        window.wait(
+            "chat ready", lambda: window.text("Chat status").startswith("Ready"), timeout=180
+        )
         for key, name in (("alt+2", "5-chat"), ("alt+3", "6-monitor"), ("alt+4", "7-downloads")):
             window.key(key)
             time.sleep(1.0)

@@ -6,7 +6,8 @@ does not fit the room it was given:
 * a label whose text needs more height (wrapped) or width (one line) than it has;
 * a button narrower than its text and icon;
 * a widget reaching past the visible part of its parent (cut at an edge), unless it scrolls;
-* a scroll area showing a horizontal scroll bar (a pane that only scrolls up and down).
+* a scroll area showing a horizontal scroll bar (a pane that only scrolls up and down);
+* a widget smaller than its own layout needs (its parts overlap).
 
 Each fault is one line naming the widget (its accessible name, or its class and text) and what
 was cut, so a failing test says where to look.
@@ -74,6 +75,16 @@ def layout_faults(window: QWidget) -> list[str]:
             needed = widget.sizeHint().width()
             if needed > widget.width() + 1:
                 problem = f"needs {needed} px of width, has {widget.width()}"
+        layout = widget.layout()
+        if problem is None and layout is not None and not widget.isWindow():
+            # Smaller than its own layout needs: its parts overlap or are cut (a minimum
+            # size set by hand below what the layout holds lets a splitter squeeze it).
+            need = layout.totalMinimumSize()
+            if widget.height() < need.height() - 1 or widget.width() < need.width() - 1:
+                problem = (
+                    f"is {widget.width()}x{widget.height()} but its layout needs "
+                    f"{need.width()}x{need.height()}"
+                )
         if problem is None and isinstance(widget, QScrollArea):
             bar = widget.horizontalScrollBar()
             if bar.isVisible() and bar.maximum() > 0:

@@ -15,7 +15,17 @@ from typing import Any
 import pytest
 from conftest import WindowFactory, make_profile
 from layout_faults import layout_faults
-from PySide6.QtWidgets import QApplication, QScrollArea
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QApplication,
+    QLabel,
+    QLineEdit,
+    QScrollArea,
+    QSplitter,
+    QTableWidget,
+    QVBoxLayout,
+    QWidget,
+)
 from real_models import gemma_file
 from test_chat_panel import FakeEngine
 from test_monitor_panel import Clock, feed, make_monitor
@@ -60,7 +70,19 @@ def _window(
     clock = Clock()
     monitor = make_monitor(clock, gpu=gpu)
     feed(monitor, clock, seconds=20, tokens_per_s=38)
-    window.set_monitor_widget(MonitorPanel(monitor, clock=clock))
+    # As the Monitor tab holds it: a bar above, the plots over a request log in a splitter.
+    page = QWidget()
+    splitter = QSplitter(Qt.Orientation.Vertical, page)
+    splitter.setChildrenCollapsible(False)
+    splitter.addWidget(MonitorPanel(monitor, clock=clock))
+    splitter.addWidget(QTableWidget(3, 8))
+    splitter.setStretchFactor(0, 4)
+    splitter.setStretchFactor(1, 1)
+    page_layout = QVBoxLayout(page)
+    page_layout.addWidget(QLabel("A bar above the plots"))
+    page_layout.addWidget(QLineEdit("and a second line of it"))
+    page_layout.addWidget(splitter, 1)
+    window.set_monitor_widget(page)
     window.set_downloads_widget(DownloadsPanel(DownloadManager()))
     return window
 
@@ -86,6 +108,9 @@ def test_nothing_is_cut_off_at_common_window_sizes(
         seen[what] = layout_faults(window)
 
     assert window.select_model(local[0].location)
+    # llama.cpp's dry run of the file answers in the background; its sentence must fit too.
+    check_label = window.detail_pane.check_label
+    qtbot.waitUntil(lambda: not check_label.text().startswith("Asking"), timeout=120_000)
     check("models, details of a local file")
     catalog = next(r for r in catalog_model_rows if r.quant == "Q4_K_M" and r.params)
     assert window.select_model(catalog.location)
