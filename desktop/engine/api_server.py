@@ -127,6 +127,11 @@ class ApiServer:
     def start(self, request: p.Serve) -> p.Serving:
         """Bind the port and start serving; raise :class:`ServeFailed` with the reason."""
         self.stop()
+        if not is_loopback(request.host) and not request.api_key:
+            raise ServeFailed(
+                f"Listening on {request.host} would let other computers use the model, so it "
+                "needs an API key. Set a key, or listen on 127.0.0.1 (this computer only)."
+            )
         sock = _bind(request.host, request.port)
         self._api_key = request.api_key or None
         app = self._app(request.cors_origins)
@@ -209,6 +214,7 @@ class ApiServer:
             routes=routes,
             middleware=middleware,
             exception_handlers={
+                _ApiError: self._api_error,
                 HTTPException: self._http_error,
                 Exception: self._internal_error,
             },
@@ -223,6 +229,10 @@ class ApiServer:
         else:
             message = str(getattr(exc, "detail", "")) or "The request failed."
         return _error_response(Failed(status, message, code=f"http_{status}"))
+
+    async def _api_error(self, _request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, _ApiError)
+        return _error_response(exc.failed)
 
     async def _internal_error(self, _request: Request, exc: Exception) -> Response:
         return _error_response(

@@ -130,12 +130,14 @@ class ApiServing(QObject):
 
     def _resume(self, reason: str) -> None:
         """The worker is gone: serve again from a fresh one, saying why there is no model."""
+        # The same port, also when any free one was asked for: the other apps know it.
+        port = self._active.port if self._active is not None else None
         self._forget(reason)
         if self._wanted is None:
             return
         self._wanted = p.Serve(
             host=self._wanted.host,
-            port=self._wanted.port,
+            port=self._wanted.port if port is None else port,
             api_key=self._wanted.api_key,
             cors_origins=self._wanted.cors_origins,
             unavailable_reason=reason,

@@ -106,6 +106,9 @@ class Monitor(QObject):
         self.cpu_percent = RingBuffer(history)
         self.gpus: list[GpuSeries] = []
         self.tokens = TokenRateTracker(capacity=history * 16)
+        # Other apps' requests (desktop.services.api_serving): their own series, so the plot
+        # can mark them as another app's and neither rate counts the other's tokens.
+        self.api_tokens = TokenRateTracker(capacity=history * 16)
         self.last_sample: Sample | None = None
 
         self._timer = QTimer(self)
@@ -143,6 +146,14 @@ class Monitor(QObject):
     def start_generation(self) -> None:
         """Call when a new answer starts, so the pause before it is not a slow token."""
         self.tokens.start_generation()
+
+    def add_api_token(self, token: Any) -> None:
+        """Slot for ``ApiServing.token``: a token of another app's answer."""
+        self.api_tokens.add(float(token.t))
+
+    def start_api_generation(self, _started: object = None) -> None:
+        """Slot for ``ApiServing.requestStarted``: another app's answer begins."""
+        self.api_tokens.start_generation()
 
     def memory_facts(self, window_s: float = 5.0) -> MemoryFacts | None:
         """The least RAM (and VRAM) free over the last ``window_s`` seconds of samples: the

@@ -53,6 +53,7 @@ _COLORS: dict[str, tuple[str, str]] = {
     "predicted": ("#d9822b", "#ffb74d"),
     "ram": ("#607d8b", "#b0bec5"),
     "rss": ("#8e5bd0", "#c39ef5"),
+    "api": ("#2e7d32", "#81c784"),  # another app's requests (desktop.services.api_serving)
 }
 _GPU_COLORS = (("#1b9aa0", "#4dd0d4"), ("#c2185b", "#f48fb1"), ("#5d8a00", "#aed581"))
 
@@ -233,6 +234,7 @@ class MonitorPanel(QWidget):
         self.rate_plot = _Plot("Tokens per second over time", None, self)
         self.instant_curve = self.rate_plot.curve("Each token", width=1.0)
         self.rate_curve = self.rate_plot.curve("Smoothed (1 s)", width=3.0)
+        self.api_rate_curve = self.rate_plot.curve("Another app (API, 1 s)", width=3.0)
         self.predicted_line = self.rate_plot.level(Qt.PenStyle.DashLine, 0.98)
 
         # GPU memory: one set of curves per GPU, made when the monitor first sees it.
@@ -340,10 +342,15 @@ class MonitorPanel(QWidget):
         rolling = _window(tokens.rolling, first)
         self.instant_curve.setData(x, instant)
         self.rate_curve.setData(x, rolling)
+        api = self._monitor.api_tokens
+        api_first = _visible_from(api.times, start)
+        api_rolling = _window(api.rolling, api_first)
+        self.api_rate_curve.setData(_seconds_ago(api.times, api_first, now), api_rolling)
         predicted = self._predicted_rate() or 0.0
         # The thin line's single-token spikes may leave the top: the smoothed rate and the
         # prediction set the scale.
-        self._set_top("rate", self.rate_plot, max(10.0, predicted * 1.3, _top(rolling) * 1.25))
+        top = max(_top(rolling), _top(api_rolling))
+        self._set_top("rate", self.rate_plot, max(10.0, predicted * 1.3, top * 1.25))
 
     def _draw_memory(self, now: float, start: float) -> None:
         monitor = self._monitor
@@ -524,6 +531,11 @@ class MonitorPanel(QWidget):
             text = "Idle"
             if predicted:
                 text += f" · predicted ~{predicted:.0f} tok/s"
+        api_rate = self._monitor.api_tokens.rolling_rate(now)
+        if api_rate > 0:  # another app's answer (the chat waits its turn meanwhile)
+            text = f"Another app: {api_rate:.1f} tok/s now"
+            if predicted:
+                text += f" · predicted ~{predicted:.0f} ({100 * api_rate / predicted:.0f}%)"
         _set_text(self.rate_value, text)
 
         sample = self._monitor.last_sample
@@ -593,6 +605,7 @@ class MonitorPanel(QWidget):
         rate, ram = self.rate_plot, self.ram_plot
         _style(rate, self.instant_curve, _color("rate_thin", palette))
         _style(rate, self.rate_curve, _color("rate", palette))
+        _style(rate, self.api_rate_curve, _color("api", palette))
         _style_level(rate, self.predicted_line, _color("predicted", palette))
         _style(ram, self.ram_curve, _color("ram", palette))
         _style(ram, self.rss_curve, _color("rss", palette))
