@@ -61,6 +61,9 @@ class EngineEvents(Protocol):
     @property
     def loadStarted(self) -> SignalInstance: ...  # (LoadRequest) see EngineLike.current_load
 
+    @property
+    def modelKept(self) -> SignalInstance: ...  # (LoadRequest) a failed load kept this model
+
 
 class ChatEngine(EngineEvents, Protocol):
     """What the chat panel uses: the signals, the state, chat, stop and the fix's reload."""
@@ -108,9 +111,6 @@ class EngineLike(ChatEngine, Protocol):
     def load(self, request: p.Load | LoadRequest) -> str:
         """Queue a model load (starting the worker if needed); return the request id."""
         ...
-
-    @property
-    def modelKept(self) -> SignalInstance: ...  # (LoadRequest) a failed load kept this model
 
     def shutdown(self, wait_ms: int = 5000) -> None:
         """Ask the worker to exit and wait for it (blocking: when the app quits)."""

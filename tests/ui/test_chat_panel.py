@@ -45,6 +45,7 @@ class FakeEngine(QObject):
     crashed = Signal(str, str, str)
     stateChanged = Signal(str)
     loadStarted = Signal(object)
+    modelKept = Signal(object)
 
     def __init__(self) -> None:
         super().__init__()
