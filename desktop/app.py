@@ -489,7 +489,7 @@ def assemble(
     )
     from desktop.ui.remote_devices import install_remote_devices
 
-    install_remote_devices(window, state)  # the hardware bar's other computers (RPC)
+    install_remote_devices(window, state, engine)  # the hardware bar's other computers (RPC)
     history = ChatHistory(history_path)
     monitor = Monitor(window)
     engine.set_memory_facts(monitor.memory_facts)  # a crash is explained by what was free

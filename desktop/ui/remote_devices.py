@@ -11,7 +11,7 @@ plans of every model follow (desktop.ui.state.WorkbenchState.set_remote_devices)
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
@@ -215,9 +215,13 @@ class RemoteDevicesBox(QWidget):
             row.show_answer(self.remote.answer(endpoint), self.remote.asking(endpoint))
 
 
-def install_remote_devices(window: MainWindow, state: WorkbenchState) -> RemoteDevicesBox:
+def install_remote_devices(
+    window: MainWindow, state: WorkbenchState, engine: Any = None
+) -> RemoteDevicesBox:
     """Put the box in the window's hardware bar: the added computers come from the settings
-    (and go back there), plans follow what they answer, sharing stops when the app quits."""
+    (and go back there), plans follow what they answer, sharing stops when the app quits, and
+    when a computer stopped answering mid-load or mid-answer they are all asked again (the
+    one that went away then says so, and plans leave it out)."""
     from PySide6.QtCore import QCoreApplication
 
     remote = RemoteDevices(state.set_remote_devices, window.settings.rpc_servers, parent=window)
@@ -234,4 +238,11 @@ def install_remote_devices(window: MainWindow, state: WorkbenchState) -> RemoteD
     window.destroyed.connect(lambda *_: share.stop())
     if remote.servers:
         window.firstShown.connect(remote.refresh)
+    if engine is not None:
+
+        def on_crashed(kind: str, *_words: str) -> None:
+            if kind == "remote_device":
+                remote.refresh()
+
+        engine.crashed.connect(on_crashed)
     return box

@@ -129,6 +129,7 @@ def main() -> int:
     wait("the worker's end seen", lambda: not chat.answering, 60)
     settle(2000)
     save(window, out, "6-server-gone-mid-answer")
+    wait("the gone computer asked again", lambda: not state.remote_devices, 60)
     window.show_tab("models")
     save(window, out, "7-after-sharing-stopped")
     box.share.stop()
