@@ -267,12 +267,22 @@ def _verdict_from_retries(messages: Sequence[str], endpoint: str | None) -> HubE
     return None
 
 
-def _reachable(endpoint: str | None) -> bool:
+_REACHED: dict[tuple[str, int], float] = {}  # host -> when a connection last succeeded
+_REACHED_FOR_S: Final = 30.0
+
+
+def _reachable(endpoint: str | None, *, cached: bool = False) -> bool:
+    """Whether a TCP connection to the endpoint's host opens (a success is trusted for 30 s
+    when ``cached``)."""
     host, port = _host(endpoint)
+    if cached and time.monotonic() - _REACHED.get((host, port), -_REACHED_FOR_S) < _REACHED_FOR_S:
+        return True
     try:
         with socket.create_connection((host, port), timeout=_PROBE_TIMEOUT_S):
+            _REACHED[(host, port)] = time.monotonic()
             return True
     except OSError:
+        _REACHED.pop((host, port), None)
         return False
 
 
@@ -294,6 +304,14 @@ def with_deadline(
     if constants.is_offline_mode():
         raise to_hub_error(OfflineModeIsEnabled(), "", None, endpoint) or HubOfflineError(
             "You are offline."
+        )
+    # Checked first: against a host that refuses connections, huggingface_hub would retry
+    # for half a minute, closing its shared HTTP client after each attempt (under any
+    # download running at the time).
+    if not _reachable(endpoint, cached=True):
+        raise HubOfflineError(
+            f"You are offline, or {_host_label(endpoint)} cannot be reached; the catalog and "
+            "the files on this computer still work."
         )
     done = threading.Event()
     box: dict[str, Any] = {}

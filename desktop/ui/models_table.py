@@ -60,6 +60,7 @@ from desktop.ui import theme
 from desktop.ui.hub_box import HubBox
 from desktop.ui.icons import glyph_icon
 from desktop.ui.search_rows import HubSearch, hub_secondary
+from desktop.ui.starter_picks import StarterPicksPanel
 from desktop.ui.state import CONTEXT_CHOICES, WorkbenchState, context_label
 from desktop.ui.widgets import (
     SECONDARY_ROLE,
@@ -665,6 +666,13 @@ class ModelsPanel(QWidget):
         layout.setSpacing(8)
         layout.addLayout(heading)
         layout.addLayout(bar)
+        # What to try first, by size class, until something is typed (ui/starter_picks).
+        self.starter_picks = StarterPicksPanel(table, self)
+        self.starter_picks.pickChosen.connect(self.select_location)
+        self.search_box.textChanged.connect(
+            lambda text: self.starter_picks.setVisible(not text.strip())
+        )
+        layout.addWidget(self.starter_picks)
         layout.addWidget(self.view, 1)
 
         for sig in (

@@ -151,6 +151,7 @@ class HubSearch(QObject):
         self._visible_timer.timeout.connect(self._make_visible_exact)
         panel.search_box.textChanged.connect(self._on_text)
         panel.view.doubleClicked.connect(self._on_activated)
+        panel.view.activated.connect(self._on_activated)  # Enter on a repo row opens it too
         panel.view.verticalScrollBar().valueChanged.connect(self._visible_timer.start)
 
     # ------------------------------------------------------------------ public
@@ -311,7 +312,8 @@ class HubSearch(QObject):
             repo.busy = False
             repo.error = _message(exc)
             repo.row = _with_note(repo.row, repo.error)
-            self._box_status(repo.error)
+            if repo.opened:  # asked for: say it; a background read only notes it on the row
+                self._box_status(repo.error)
             self._schedule_push()
 
         self._run(

@@ -710,48 +710,53 @@ def _stand_in_sha256(name: str) -> str:
 def serving_search_world(files: dict[str, Path]) -> Iterator[HubServer]:
     """A running Hub for the search: see QWEN8B_REPO and the others above."""
     with running_hub() as hub:
-        for name in ("Qwen3-8B-Q4_K_M.gguf", "Qwen3-8B-Q8_0.gguf"):
-            hub.add_file(QWEN8B_REPO, name, files[name], sha256=_stand_in_sha256(name))
-        hub.add_file(QWEN8B_REPO, "mmproj-Qwen3-8B-F16.gguf", files[TWO_GGUF_QWEN])
-        hub.describe(
-            QWEN8B_REPO,
-            gguf=shape_summary(qwen3_8b_shape("Q4_K")),
-            downloads=52_000,
-            likes=310,
-            trending_score=12,
-            last_modified="2025-05-02T08:30:00.000Z",
-        )
-        hub.add_file(QWEN_TINY_REPO, TWO_GGUF_QWEN, files[TWO_GGUF_QWEN])
-        hub.add_file(QWEN_TINY_REPO, "qwen3-tiny-Q4_0.gguf", files["qwen3-tiny-Q4_0.gguf"])
-        hub.describe(
-            QWEN_TINY_REPO,
-            downloads=900,
-            likes=4,
-            trending_score=40,
-            last_modified="2025-09-20T12:00:00.000Z",
-        )
-        hub.add_file(
-            GATED_REPO,
-            "Qwen3-8B-Q4_K_M.gguf",
-            files["Qwen3-8B-Q4_K_M.gguf"],
-            sha256=_stand_in_sha256("gated Qwen3-8B-Q4_K_M.gguf"),
-        )
-        hub.describe(
-            GATED_REPO,
-            gguf=shape_summary(qwen3_8b_shape("Q4_K")),
-            downloads=7_000,
-            likes=120,
-            gated="manual",
-            last_modified="2025-03-01T00:00:00.000Z",
-        )
-        hub.faults.status[GATED_REPO] = (401, "GatedRepo")
-        hub.add_file(LLAMA_REPO, TWO_GGUF_LLAMA, files[TWO_GGUF_LLAMA])
-        hub.describe(LLAMA_REPO, downloads=99_000, likes=900)
-        # Listed by the search, gone when opened (deleted between the two requests).
-        hub.describe(
-            MISSING_REPO,
-            downloads=10,
-            gguf={"total": 8_190_735_360, "architecture": "qwen3", "context_length": 40960},
-        )
-        hub.faults.status[MISSING_REPO] = (404, "RepoNotFound")
+        add_search_world(hub, files)
         yield hub
+
+
+def add_search_world(hub: HubServer, files: dict[str, Path]) -> None:
+    """The search Hub's repos, on a server already running."""
+    for name in ("Qwen3-8B-Q4_K_M.gguf", "Qwen3-8B-Q8_0.gguf"):
+        hub.add_file(QWEN8B_REPO, name, files[name], sha256=_stand_in_sha256(name))
+    hub.add_file(QWEN8B_REPO, "mmproj-Qwen3-8B-F16.gguf", files[TWO_GGUF_QWEN])
+    hub.describe(
+        QWEN8B_REPO,
+        gguf=shape_summary(qwen3_8b_shape("Q4_K")),
+        downloads=52_000,
+        likes=310,
+        trending_score=12,
+        last_modified="2025-05-02T08:30:00.000Z",
+    )
+    hub.add_file(QWEN_TINY_REPO, TWO_GGUF_QWEN, files[TWO_GGUF_QWEN])
+    hub.add_file(QWEN_TINY_REPO, "qwen3-tiny-Q4_0.gguf", files["qwen3-tiny-Q4_0.gguf"])
+    hub.describe(
+        QWEN_TINY_REPO,
+        downloads=900,
+        likes=4,
+        trending_score=40,
+        last_modified="2025-09-20T12:00:00.000Z",
+    )
+    hub.add_file(
+        GATED_REPO,
+        "Qwen3-8B-Q4_K_M.gguf",
+        files["Qwen3-8B-Q4_K_M.gguf"],
+        sha256=_stand_in_sha256("gated Qwen3-8B-Q4_K_M.gguf"),
+    )
+    hub.describe(
+        GATED_REPO,
+        gguf=shape_summary(qwen3_8b_shape("Q4_K")),
+        downloads=7_000,
+        likes=120,
+        gated="manual",
+        last_modified="2025-03-01T00:00:00.000Z",
+    )
+    hub.faults.status[GATED_REPO] = (401, "GatedRepo")
+    hub.add_file(LLAMA_REPO, TWO_GGUF_LLAMA, files[TWO_GGUF_LLAMA])
+    hub.describe(LLAMA_REPO, downloads=99_000, likes=900)
+    # Listed by the search, gone when opened (deleted between the two requests).
+    hub.describe(
+        MISSING_REPO,
+        downloads=10,
+        gguf={"total": 8_190_735_360, "architecture": "qwen3", "context_length": 40960},
+    )
+    hub.faults.status[MISSING_REPO] = (404, "RepoNotFound")
