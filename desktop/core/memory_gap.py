@@ -5,9 +5,10 @@ process has *touched* (resident pages for RAM; for VRAM, the driver's count, whi
 the CUDA runtime's own context). So a freshly loaded model usually holds less RAM than
 estimated: llama.cpp reserves its compute buffer for the worst case (``n_ubatch`` prompt tokens
 at once, all attending to the whole context), and a short prompt touches a small part of it;
-pages never written are never resident. More than the estimate means memory the buffers do not
-include: the worker process itself (Python and the llama.cpp library) in RAM, the CUDA
-context on a GPU.
+pages never written are never resident. A GPU's memory is taken when allocated, so there less
+than the estimate means llama.cpp allocated less. More than the estimate means memory the
+buffers do not include: the worker process itself (Python and the llama.cpp library) in RAM,
+the GPU runtime's context on a GPU.
 
 :func:`memory_gap_sentence` says which of these fits the numbers, and says nothing ("") when
 measured and estimated agree within :data:`CLOSE_FRACTION`.
@@ -40,6 +41,12 @@ def memory_gap_sentence(plan: DevicePlan, measured_bytes: int | None, *, what: s
         return ""
     if gap > 0:
         held = f"{what} {format_bytes(measured_bytes)}, {format_bytes(gap)} less than estimated"
+        if plan.kind != "cpu":
+            # A GPU's memory is taken when it is allocated, touched or not: no lazy pages.
+            return (
+                f"{held}: llama.cpp allocated less there than the estimate allows for; the "
+                "load controls compare the two buffer by buffer."
+            )
         if plan.compute_bytes and gap <= plan.compute_bytes + CLOSE_FRACTION * estimate:
             return (
                 f"{held}: llama.cpp reserves a {format_bytes(plan.compute_bytes)} compute "

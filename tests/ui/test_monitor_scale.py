@@ -60,6 +60,9 @@ def test_the_gap_sentence_names_the_compute_buffer_a_short_prompt_leaves_untouch
     assert "more than estimated" in more and "worker process itself" in more
     gpu = replace(plan, kind="cuda", name="RTX 3060")
     assert "GPU runtime" in memory_gap_sentence(gpu, 1200 * MIB, what="On the GPU it holds")
+    # Less VRAM than estimated is never put down to untouched pages (VRAM has none).
+    fewer = memory_gap_sentence(gpu, 418 * MIB, what="On the GPU it holds")
+    assert "allocated less" in fewer and "touch" not in fewer and "compute buffer" not in fewer
 
 
 def test_time_labels_use_one_unit_across_the_axis(qtbot: Any) -> None:
