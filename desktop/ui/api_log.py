@@ -40,6 +40,16 @@ COLUMNS = (
     "Tokens/s",
 )
 _NUMERIC = frozenset({4, 5, 6, 7})
+_WIDTHS = (  # the widest text each column usually holds
+    "00:00:00",
+    "127.0.0.1:65535",
+    "/v1/chat/completions",
+    "waiting (10 ahead)",
+    "Prompt tokens",
+    "Generated",
+    "First token",
+    "Tokens/s",
+)
 
 
 class ApiLog(QTableWidget):
@@ -54,10 +64,18 @@ class ApiLog(QTableWidget):
         self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.setAlternatingRowColors(True)
         self.setWordWrap(False)
+        # Fixed widths (a person may drag them): sizing to contents measures every row at
+        # each change, which a long log would pay for on every token's row update.
         header = self.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
-        self.setMinimumHeight(110)
+        metrics = self.fontMetrics()
+        for column, sample in enumerate(_WIDTHS):
+            header.resizeSection(column, metrics.horizontalAdvance(sample) + 24)
+        self.setMinimumHeight(150)
+        first_token = self.horizontalHeaderItem(6)
+        if first_token is not None:
+            first_token.setToolTip("From the request's arrival, its wait in the queue included")
         self._rows: dict[str, QTableWidgetItem] = {}  # request id -> its row's first item
         serving.requestArrived.connect(self._on_arrived)
         serving.requestStarted.connect(self._on_started)
@@ -90,7 +108,7 @@ class ApiLog(QTableWidget):
         if done.status in (200, 499):
             self._set(row, 4, str(done.prompt_tokens))
             self._set(row, 5, str(done.generated_tokens))
-            self._set(row, 6, f"{done.ttft_s * 1000:.0f} ms" if done.ttft_s else "")
+            self._set(row, 6, _seconds(done.ttft_s) if done.ttft_s else "")
             self._set(row, 7, f"{done.gen_tokens_per_s:.1f}" if done.gen_tokens_per_s else "")
 
     # ------------------------------------------------------------------ rows
@@ -123,6 +141,11 @@ class ApiLog(QTableWidget):
     def _text(self, row: int, column: int) -> str:
         item = self.item(row, column)
         return item.text() if item is not None else ""
+
+
+def _seconds(value: float) -> str:
+    """A time to first token (waiting in the queue included): ms below 10 s."""
+    return f"{value * 1000:.0f} ms" if value < 10 else f"{value:.1f} s"
 
 
 def monitor_page(serve_bar: QWidget, plots: QWidget, log: QWidget) -> QWidget:

@@ -45,6 +45,29 @@ from desktop.ui.chat_panel import ChatPanel  # noqa: E402
 from desktop.ui.monitor_panel import MonitorPanel  # noqa: E402
 
 API_MAX_TOKENS = 16
+#: The other apps: N clients (threads) of the official openai package, in a process of their
+#: own; prints how many requests were answered. argv: URL MODEL CLIENTS REQUESTS.
+OTHER_APPS = f"""
+import sys, threading, openai
+url, model, clients, requests = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+answered = []
+def app(number):
+    client = openai.OpenAI(base_url=url, api_key="unused", max_retries=0, timeout=600)
+    for i in range(requests):
+        question = f"App {{number}}, question {{i}}."
+        stream = client.chat.completions.create(
+            model=model, messages=[{{"role": "user", "content": question}}],
+            max_tokens={API_MAX_TOKENS}, stream=True)
+        if list(stream):
+            answered.append(1)
+threads = [threading.Thread(target=app, args=(n,)) for n in range(clients)]
+print("ready", flush=True)
+sys.stdin.readline()  # "go": the bench measures from here on
+for t in threads: t.start()
+for t in threads: t.join()
+print(len(answered))
+sys.exit(0 if len(answered) == clients * requests else 1)
+"""
 
 DEFAULT_MODEL = REPO_ROOT / "tests" / ".models" / "gemma-3-270m-Q4_K_M.gguf"
 PROMPTS = [
@@ -123,9 +146,7 @@ def measure_api(
     args: argparse.Namespace,
 ) -> None:
     """Other apps stream requests through the API server while the stall is measured."""
-    import threading
-
-    import openai
+    import subprocess
 
     from desktop.services.api_serving import ApiServing
     from desktop.ui.api_log import ApiLog
@@ -141,50 +162,42 @@ def measure_api(
     serving.start(port=0)
     url = wait_for(serving.serving, 60)[0].url  # type: ignore[attr-defined]
     model = args.model.stem
-    failures: list[BaseException] = []
-    answered = [0]
-
-    def other_app(number: int) -> None:
-        client = openai.OpenAI(base_url=url, api_key="unused", max_retries=0, timeout=600)
-        try:
-            for i in range(args.api_requests):
-                stream = client.chat.completions.create(
-                    model=model,
-                    messages=[{"role": "user", "content": f"App {number}, question {i}."}],
-                    max_tokens=API_MAX_TOKENS,
-                    stream=True,
-                )
-                if list(stream):
-                    answered[0] += 1
-        except BaseException as exc:
-            failures.append(exc)
-
-    threads = [threading.Thread(target=other_app, args=(n,)) for n in range(args.api_clients)]
+    # The other apps are other processes, as they are in life (threads here would take the
+    # GUI thread's interpreter lock and count as its stalls).
+    counts = [str(args.api_clients), str(args.api_requests)]
+    apps = subprocess.Popen(
+        [sys.executable, "-c", OTHER_APPS, url, model, *counts],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert apps.stdin is not None and apps.stdout is not None
+    apps.stdout.readline()  # "ready": its start-up is not the GUI's stall
+    apps.stdin.write("go\n")
+    apps.stdin.flush()
     started = time.perf_counter()
     stalls.measuring = True
-    for thread in threads:
-        thread.start()
     wait_for(serving.requestArrived, 60)
     chat.input.setPlainText("And a short answer for the window, please.")
     chat.send()  # the window's chat takes its turn between the other apps' requests
     chat_done = wait_for(engine.done, 600)[0]
     waiter = QTimer()
     loop = QEventLoop()
-    waiter.timeout.connect(lambda: loop.quit() if not any(t.is_alive() for t in threads) else None)
+    waiter.timeout.connect(lambda: loop.quit() if apps.poll() is not None else None)
     waiter.start(50)
     loop.exec()
     waiter.stop()
     stalls.measuring = False
-    for thread in threads:
-        thread.join()
     seconds = time.perf_counter() - started
+    answered = int(apps.stdout.read().strip() or 0)
+    apps.wait()
     serving.stop()
     wait_for(serving.stopped, 30)
-    if failures:
-        raise SystemExit(f"an API request failed: {failures[0]!r}")
+    if apps.returncode != 0:
+        raise SystemExit("an API request failed (the other apps' traceback is above)")
     total = args.api_clients * args.api_requests
     print(
-        f"other apps: {answered[0]} of {total} streamed requests answered in {seconds:.1f} s, "
+        f"other apps: {answered} of {total} streamed requests answered in {seconds:.1f} s, "
         f"{log.rowCount()} rows in the request log; the window's chat answered "
         f"{chat_done.generated_tokens} tokens in between"  # type: ignore[attr-defined]
     )

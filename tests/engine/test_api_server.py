@@ -399,6 +399,19 @@ def test_api_key_and_no_model(bare_worker: WorkerRunner) -> None:
     assert "No model is loaded" in no_model.value.message
 
 
+def test_a_request_during_a_load_waits_for_the_model(
+    bare_worker: WorkerRunner, gemma_path: Path
+) -> None:
+    serving = bare_worker.serve(p.Serve(port=0))
+    load = p.Load(path=str(gemma_path), n_ctx=N_CTX, n_threads=THREADS)
+    bare_worker.send(load)
+    while not isinstance(bare_worker.next_event(timeout=120), p.LoadProgress):
+        pass  # the worker's main thread is loading now
+    client = openai.OpenAI(base_url=serving.url, api_key="unused", max_retries=0, timeout=300)
+    answer = client.completions.create(model=gemma_path.stem, prompt="Hi", max_tokens=2)
+    assert answer.usage is not None and answer.usage.completion_tokens >= 1
+
+
 def test_network_address_needs_a_key(bare_worker: WorkerRunner) -> None:
     with pytest.raises(WorkerError) as refused:
         bare_worker.serve(p.Serve(host="0.0.0.0", port=0))
