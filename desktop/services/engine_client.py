@@ -279,6 +279,7 @@ class EngineClient(QObject):
         # A failed load keeps the working model: llama.cpp's dry run checks the file before
         # the worker frees anything (_checking), and a load that fails after all brings the
         # model before it back (_restore: that model's request; _restoring: its reload).
+        self._loaded_request: LoadRequest | None = None  # the request of the model loaded
         self._checking: LoadRequest | None = None
         self._check_task: Task | None = None
         self._restore: LoadRequest | None = None
@@ -368,7 +369,7 @@ class EngineClient(QObject):
         If the load fails after the worker freed the model, that model is loaded again.
         """
         planned = request if isinstance(request, LoadRequest) else LoadRequest(request)
-        working = self._current_load if self._model is not None else None
+        working = self._loaded_request if self._model is not None else None
         if self._restoring != planned.load.id:
             self._restore = working
         self._current_load = planned
@@ -591,6 +592,11 @@ class EngineClient(QObject):
         elif isinstance(event, p.Loaded):
             self._model = event
             self._restore = None
+            planned = self._current_load
+            self._loaded_request = (
+                planned if planned is not None and planned.load.id == event.id
+                else LoadRequest(current) if isinstance(current, p.Load) else None
+            )
             emit(self.loaded, event)
             if self._restoring and event.id == self._restoring:
                 self._restoring = ""
