@@ -136,6 +136,12 @@ class SettingsDialog(QDialog):
         theme_label.setBuddy(self.theme)
         form.addRow(theme_label, self.theme)
 
+        # For gated and private models (ui/hf_token: huggingface_hub's own token store).
+        from desktop.ui.hf_token import HfTokenBox
+
+        self.hf_token = HfTokenBox(self)
+        form.addRow("Hugging Face &token:", self.hf_token)
+
         buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self
         )

@@ -182,6 +182,10 @@ class HubServer:
         self._cdn = _Server(self, "cdn") if cdn else None
         self._threads: list[threading.Thread] = []
         self.page_size = 1000  # results per page of the search, as huggingface.co caps them
+        # Tokens the Hub knows (GET /api/whoami-v2 answers for them); a repo in
+        # ``token_gated`` answers 401 GatedRepo to requests without one of them.
+        self.tokens: set[str] = set()
+        self.token_gated: set[str] = set()
 
     # -- setup --------------------------------------------------------------
 
@@ -331,6 +335,9 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/api/models" and not head:
             self._search()
             return
+        if path == "/api/whoami-v2":
+            self._whoami()
+            return
         parts = path.lstrip("/").split("/", 4)
         if len(parts) == 5 and parts[2] == "resolve":
             owner, name, _, revision, file_path = parts
@@ -340,9 +347,39 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- endpoints ----------------------------------------------------------
 
+    def _token(self) -> str | None:
+        value = self.headers.get("Authorization") or ""
+        token = value.removeprefix("Bearer ").strip()
+        return token if token in self.server.hub.tokens else None
+
+    def _whoami(self) -> None:
+        """``HfApi.whoami`` (what ``huggingface_hub.login`` asks before it stores a token)."""
+        if self._token() is None:
+            self._error(401, None, {})
+            return
+        body = json.dumps(
+            {
+                "type": "user",
+                "name": "tester",
+                "auth": {
+                    "type": "access_token",
+                    "accessToken": {"displayName": "tests", "role": "read"},
+                },
+            }
+        ).encode()
+        self._record(200, 0)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
     def _repo(self, repo_id: str, revision: str | None) -> HubRepo | None:
         """The repository, or None after answering with the right error."""
         hub = self.server.hub
+        if repo_id in hub.token_gated and self._token() is None:
+            self._error(401, "GatedRepo", {})
+            return None
         fault = hub.faults.status.get(repo_id)
         if fault is not None:
             status, code = fault
