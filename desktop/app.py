@@ -458,6 +458,7 @@ def assemble(
     Needs a QApplication. Starts nothing: the caller starts the monitor and the background
     work; ``engine.shutdown()`` etc. are the caller's too (main() does both).
     """
+    from desktop.core.dryrun import build_key
     from desktop.core.gpu_specs import GpuSpecError, load_gpu_specs
     from desktop.core.history import ChatHistory
     from desktop.services.download_manager import DownloadManager
@@ -493,6 +494,8 @@ def assemble(
     history = ChatHistory(history_path)
     monitor = Monitor(window)
     engine.set_memory_facts(monitor.memory_facts)  # a crash is explained by what was free
+    # The check before a load shares the detail pane's dry runs (same build key, same cache).
+    state.realProfileChanged.connect(lambda real: engine.set_check_build(build_key(real.backends)))
     downloads = DownloadManager(window)
     chat = ChatPanel(engine, history)
     plots = MonitorPanel(monitor)

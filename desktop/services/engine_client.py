@@ -285,6 +285,7 @@ class EngineClient(QObject):
         self._restore: LoadRequest | None = None
         self._restoring: str = ""
         self.check_before_load = True
+        self._check_build = ""  # the llama.cpp build's key for the dry run's cache
         self._stderr_partial = b""
         self._state = "stopped"
         self._stop_timer = QTimer(self)
@@ -332,6 +333,11 @@ class EngineClient(QObject):
     def stderr_tail(self) -> str:
         """The worker's last lines on stderr: llama.cpp's log, tracebacks."""
         return "".join(self._stderr)
+
+    def set_check_build(self, build: str) -> None:
+        """The llama.cpp build (core.dryrun.build_key) the check before a load caches under:
+        the detail pane's dry runs of the same file and settings then answer it at once."""
+        self._check_build = build
 
     def set_memory_facts(self, source: Callable[[], crash.MemoryFacts | None] | None) -> None:
         """Where the memory headroom before a crash comes from (the monitor's samples), so a
@@ -387,7 +393,9 @@ class EngineClient(QObject):
         request = _dry_run_request(planned)
         path = Path(planned.path)
         hello = self._hello
-        build = f"{hello.llama_cpp_version} {'/'.join(hello.backends)}" if hello else ""
+        build = self._check_build or (
+            f"{hello.llama_cpp_version} {'/'.join(hello.backends)}" if hello else ""
+        )
         cache = default_cache_dir() / "dry-runs"
 
         def ask() -> DryRun:
