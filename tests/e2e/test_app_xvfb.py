@@ -293,6 +293,9 @@ def test_a_hobbyists_path_in_a_real_window(x_display: str, tmp_path: Path) -> No
         assert details
         texts = window.widget("Model details")["texts"]
         assert local[0]["text"][0] in texts, texts  # the row's name, as the pane's title
+        # Gemma 3 270M's GGUF has no chat template: where it is picked, it says it is a base model.
+        base = " ".join(window.widget("Base model").get("texts", []))
+        assert "Base model: it continues text, it does not follow instructions" in base, base
         assert window.text("Predicted speed"), "the detail pane predicts no speed"
         steps["picked"] = time.monotonic() - started
 
@@ -312,6 +315,11 @@ def test_a_hobbyists_path_in_a_real_window(x_display: str, tmp_path: Path) -> No
         window.key("alt+2")
         window.wait("the chat ready", lambda: window.text("Chat status").startswith("Ready"))
         assert "270m" in window.text("Model").lower(), window.text("Model")
+        chat_base = window.wait(
+            "the chat's base-model warning",
+            lambda: [w for w in window.widgets("Base model") if w.get("texts")],
+        )
+        assert any("does not follow instructions" in " ".join(w["texts"]) for w in chat_base)
         window.click_widget("Message")
         window.type(PROMPT)
         window.wait("the typed message", lambda: window.text("Message") == PROMPT)
