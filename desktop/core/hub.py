@@ -26,6 +26,7 @@ import hashlib
 import json
 import os
 import re
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -588,7 +589,9 @@ def _store_cached_prefix(
         ]
         for name, data in files:
             target = cache_dir / name
-            temp = target.with_name(f"{name}.{os.getpid()}.tmp")
+            # Per thread too: parallel reads of two files with the same content write the
+            # same blob at the same time.
+            temp = target.with_name(f"{name}.{os.getpid()}.{threading.get_ident()}.tmp")
             temp.write_bytes(data)
             os.replace(temp, target)
     except OSError:

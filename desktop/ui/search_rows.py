@@ -137,6 +137,7 @@ class HubSearch(QObject):
         self._queue: list[Callable[[], None]] = []
         self._running = 0
         self._sort = "downloads"
+        self._warm = False
         self._debounce = QTimer(self)
         self._debounce.setSingleShot(True)
         self._debounce.setInterval(DEBOUNCE_MS)
@@ -199,11 +200,26 @@ class HubSearch(QObject):
 
     # ------------------------------------------------------------------ search
 
+    def _warm_up(self) -> None:
+        """While the typing pause runs: huggingface_hub's HTTP client (its SSL set-up takes a
+        moment the first time) and the catalog the "about" verdicts use."""
+        self._warm = True
+
+        def warm() -> None:
+            from huggingface_hub.utils import get_session  # type: ignore[attr-defined]
+
+            get_session()
+            self._catalog_getter()
+
+        run_in_thread(warm, on_error=lambda exc: _log.debug("warm-up failed: %s", exc))
+
     def _on_text(self, text: str) -> None:
         text = text.strip()
         if text == self._text:
             return
         self._text = text
+        if self.enabled and not self._warm:
+            self._warm_up()
         if parse_repo_id(text) is not None and "/" in text:
             self._debounce.stop()
             box = self._panel.hub_box
