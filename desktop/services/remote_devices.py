@@ -134,6 +134,7 @@ class ShareService(QObject):
         self._process: QProcess | None = None
         self._buffer = b""
         self._stopping = False
+        self._failure = ""  # why the server refused to start, from its first line
         self.info: dict[str, Any] = {}
         self.warning: str | None = None
         self.clients = 0
@@ -159,7 +160,7 @@ class ShareService(QObject):
         process.setProcessEnvironment(environment)
         process.readyReadStandardOutput.connect(self._on_output)
         process.finished.connect(self._on_finished)
-        self._process, self._buffer, self._stopping = process, b"", False
+        self._process, self._buffer, self._stopping, self._failure = process, b"", False, ""
         self.info, self.clients = {}, 0
         process.start(command[0], command[1:])
         return None
@@ -184,9 +185,8 @@ class ShareService(QObject):
             line = raw.decode("utf-8", "replace")
             if line.startswith(RPC_SERVER_MARKER):
                 info = json.loads(line[len(RPC_SERVER_MARKER) :])
-                if "error" in info:
-                    self._stopping = True
-                    emit(self.stopped, f"Sharing could not start: {info['error']}.")
+                if "error" in info:  # said when the process ends (it exits at once)
+                    self._failure = f"Sharing could not start: {info['error']}."
                     continue
                 self.info = info
                 emit(self.started, info)
@@ -204,7 +204,11 @@ class ShareService(QObject):
             said = bytes(process.readAllStandardError().data()).decode("utf-8", "replace")
             process.deleteLater()
         stopping, self._stopping = self._stopping, False
+        failure, self._failure = self._failure, ""
         self.info, self.clients = {}, 0
+        if failure:
+            emit(self.stopped, failure)
+            return
         if stopping:
             emit(self.stopped, "")
             return

@@ -11,11 +11,13 @@ plans of every model follow (desktop.ui.state.WorkbenchState.set_remote_devices)
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QCheckBox,
+    QComboBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -105,6 +107,11 @@ class RemoteDevicesBox(QWidget):
         self.share_port.setRange(1, 65535)
         self.share_port.setValue(rpc.DEFAULT_PORT)
         self.share_port.setAccessibleName("Port to share on")
+        self.share_device = QComboBox()
+        self.share_device.addItem("CPU")
+        self.share_device.setAccessibleName("Device to share")
+        self.share_device.setToolTip("Which of this computer's devices the other computer uses")
+        self.share_device.setVisible(False)  # shown when this computer has more than its CPU
         self.share_status = QLabel("")
         self.share_status.setVisible(False)
         self.share_status.setWordWrap(True)
@@ -127,6 +134,7 @@ class RemoteDevicesBox(QWidget):
         controls.addWidget(self.share_host)
         controls.addWidget(QLabel(":"))
         controls.addWidget(self.share_port)
+        controls.addWidget(self.share_device)
         controls.addSpacing(24)
         controls.addWidget(self.add_field)
         controls.addWidget(self.add_button)
@@ -155,7 +163,12 @@ class RemoteDevicesBox(QWidget):
         if not on:
             self.share.stop()
             return
-        failed = self.share.start(self.share_host.text().strip(), self.share_port.value())
+        device = self.share_device.currentText()
+        failed = self.share.start(
+            self.share_host.text().strip(),
+            self.share_port.value(),
+            None if device == "CPU" else device,
+        )
         if failed:
             self.share_switch.blockSignals(True)
             self.share_switch.setChecked(False)
@@ -164,6 +177,7 @@ class RemoteDevicesBox(QWidget):
             return
         self.share_host.setEnabled(False)
         self.share_port.setEnabled(False)
+        self.share_device.setEnabled(False)
         self._status("Starting to share...")
 
     def _show_share(self, info: dict[str, object]) -> None:
@@ -189,7 +203,22 @@ class RemoteDevicesBox(QWidget):
         self.share_switch.blockSignals(False)
         self.share_host.setEnabled(True)
         self.share_port.setEnabled(True)
+        self.share_device.setEnabled(True)
         self._status(why)
+
+    def set_shareable_devices(self, devices: Sequence[str]) -> None:
+        """llama.cpp's devices of this computer ("CUDA0: NVIDIA ..."): the CPU and the GPUs."""
+        names = ["CPU"] + [
+            d.split(":", 1)[0].strip()
+            for d in devices
+            if d and not d.upper().startswith(("CPU", "RPC", "BLAS"))
+        ]
+        current = self.share_device.currentText()
+        self.share_device.clear()
+        self.share_device.addItems(list(dict.fromkeys(names)))
+        if current in names:
+            self.share_device.setCurrentText(current)
+        self.share_device.setVisible(len(names) > 1)
 
     # ------------------------------------------------------------------ add
 
@@ -238,6 +267,9 @@ def install_remote_devices(
     window.destroyed.connect(lambda *_: share.stop())
     if remote.servers:
         window.firstShown.connect(remote.refresh)
+    state.realProfileChanged.connect(
+        lambda profile: box.set_shareable_devices(profile.backends.devices)
+    )
     if engine is not None:
 
         def on_crashed(kind: str, *_words: str) -> None:

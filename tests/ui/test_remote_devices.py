@@ -90,3 +90,21 @@ def test_a_public_address_is_refused(qtbot: Any, box: Any) -> None:
     assert not widget.share_switch.isChecked()
     assert "public address" in widget.share_status.text()
     assert not widget.share.running
+
+
+def test_a_device_this_computer_lacks_stops_sharing_with_a_sentence(qtbot: Any, box: Any) -> None:
+    widget, _state = box
+    widget.set_shareable_devices(["CPU: AMD EPYC", "CUDA0: NVIDIA GeForce RTX 4090"])
+    assert [widget.share_device.itemText(i) for i in range(widget.share_device.count())] == [
+        "CPU",
+        "CUDA0",
+    ]
+    assert not widget.share_device.isHidden()
+    widget.share_device.setCurrentText("CUDA0")  # this test machine has no such device
+    widget.share_port.setValue(free_port())
+    with qtbot.waitSignal(widget.share.stopped, timeout=30_000) as stopped:
+        widget.share_switch.setChecked(True)
+    assert "no device 'CUDA0'" in stopped.args[0]
+    assert not widget.share_switch.isChecked()
+    assert "no device 'CUDA0'" in widget.share_status.text()
+    assert not widget.share.running  # the process has ended: nothing clears the sentence
