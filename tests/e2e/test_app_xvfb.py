@@ -230,6 +230,9 @@ def test_a_hobbyists_path_in_a_real_window(x_display: str, tmp_path: Path) -> No
         HF_HUB_CACHE=str(hf_cache),
         LLMW_REPORT_READY="1",
         LLMW_PROBE=str(probe),
+        # The search box searches Hugging Face too; this path checks the catalog and local
+        # rows only (tests/e2e/h12_walkthrough.py walks the Hub search against a test Hub).
+        HF_HUB_OFFLINE="1",
     )
     log = tmp_path / "app.log"
     started = time.monotonic()
