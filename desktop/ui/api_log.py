@@ -151,7 +151,7 @@ def _seconds(value: float) -> str:
 def monitor_page(serve_bar: QWidget, plots: QWidget, log: QWidget) -> QWidget:
     """The Monitor tab: the serve bar on top, the plots, and the request log below them."""
     page = QWidget()
-    page.setAccessibleName("Monitor")
+    page.setAccessibleName("Monitor page")
     splitter = QSplitter(Qt.Orientation.Vertical, page)
     splitter.setChildrenCollapsible(False)
     splitter.addWidget(plots)

@@ -50,7 +50,7 @@ class ServePanel(QFrame):
         super().__init__(parent)
         self._serving = serving
         self._engine = engine
-        self.setAccessibleName("Serve to other apps")
+        self.setAccessibleName("Serving to other apps")
         self.setFrameShape(QFrame.Shape.StyledPanel)
 
         self.model_label = QLabel(self)
@@ -77,7 +77,7 @@ class ServePanel(QFrame):
         self.port = QSpinBox(self)
         self.port.setRange(1024, 65535)
         self.port.setValue(DEFAULT_PORT)
-        self.port.setAccessibleName("Port")
+        self.port.setAccessibleName("Serving port")
         self.port.setPrefix("port ")
         self.network = QCheckBox("Other computers may use it", self)
         self.network.setAccessibleName("Let other computers use the model")

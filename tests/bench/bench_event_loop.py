@@ -84,6 +84,7 @@ class StallMeter(QObject):
     def __init__(self) -> None:
         super().__init__()
         self.lateness_ms: list[float] = []
+        self.stamps: list[float] = []  # perf_counter() of each measured tick
         self.measuring = False
         self._last = 0.0
         self._timer = QTimer(self)
@@ -98,10 +99,16 @@ class StallMeter(QObject):
     def stop(self) -> None:
         self._timer.stop()
 
+    def measure_from_now(self) -> None:
+        """Start measuring from this moment (the script itself may have blocked before)."""
+        self._last = time.perf_counter()
+        self.measuring = True
+
     def _tick(self) -> None:
         now = time.perf_counter()
         if self.measuring:
             self.lateness_ms.append(max(0.0, (now - self._last) * 1000 - TICK_MS))
+            self.stamps.append(now)
         self._last = now
 
 
@@ -176,10 +183,11 @@ def measure_api(
     apps.stdin.write("go\n")
     apps.stdin.flush()
     started = time.perf_counter()
-    stalls.measuring = True
+    stalls.measure_from_now()
     wait_for(serving.requestArrived, 60)
     chat.input.setPlainText("And a short answer for the window, please.")
     chat.send()  # the window's chat takes its turn between the other apps' requests
+    chat_sent = time.perf_counter()
     chat_done = wait_for(engine.done, 600)[0]
     waiter = QTimer()
     loop = QEventLoop()
@@ -189,6 +197,15 @@ def measure_api(
     waiter.stop()
     stalls.measuring = False
     seconds = time.perf_counter() - started
+    worst = sorted(
+        zip(stalls.lateness_ms, stalls.stamps[-len(stalls.lateness_ms) :], strict=True),
+        reverse=True,
+    )[:3]
+    print(
+        "other apps' phase, longest stalls: "
+        + ", ".join(f"{ms:.0f} ms at {at - started:.1f} s" for ms, at in worst)
+        + f" (the chat was sent at {chat_sent - started:.1f} s)"
+    )
     answered = int(apps.stdout.read().strip() or 0)
     apps.wait()
     serving.stop()
@@ -274,6 +291,7 @@ def main() -> int:
         api_lateness: list[float] = []
         if args.api_clients > 0:
             stalls.lateness_ms, chat_lateness = [], stalls.lateness_ms
+            stalls.stamps = []
             measure_api(engine, monitor, chat, window, stalls, args)
             api_lateness, stalls.lateness_ms = stalls.lateness_ms, chat_lateness
     finally:

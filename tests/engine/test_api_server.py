@@ -8,6 +8,8 @@ import json
 import os
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections import defaultdict
@@ -22,7 +24,7 @@ import pytest
 
 from desktop.engine import protocol as p
 from desktop.engine.api_server import MAX_BODY_BYTES
-from desktop.engine.runner import WorkerError, WorkerRunner
+from desktop.engine.runner import WorkerError, WorkerRunner, worker_environment
 from desktop.services.api_serving import ApiServing
 from desktop.services.engine_client import EngineClient
 
@@ -479,3 +481,65 @@ def test_a_worker_crash_answers_503_then_serves_again(qtbot: Any, gemma_path: Pa
     finally:
         serving.stop()
         engine.shutdown()
+
+
+# ---------------------------------------------------------------------- llm-workbench serve
+
+
+def _cli() -> list[str]:
+    return [sys.executable, "-m", "desktop.cli"]
+
+
+def test_serve_command_refuses_a_network_address_without_a_key(gemma_path: Path) -> None:
+    done = subprocess.run(
+        [*_cli(), "serve", str(gemma_path), "--host", "0.0.0.0"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=worker_environment(),
+    )
+    assert done.returncode == 1
+    assert "needs a key" in done.stderr and "Traceback" not in done.stderr
+    assert done.stderr.count("\n") == 1  # one sentence
+
+
+def test_serve_command_serves_prints_each_request_and_stops_on_sigterm(gemma_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [*_cli(), "serve", str(gemma_path), "--port", str(port), "--ctx", "1024"]
+    process = subprocess.Popen(
+        [*command, "--threads", "1", "--gpu-layers", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=worker_environment(),
+    )
+    assert process.stdout is not None
+    try:
+        lines: list[str] = []
+        while not any("Press Ctrl+C" in line for line in lines):
+            line = process.stdout.readline()
+            assert line, f"serve ended early: {lines}"
+            lines.append(line)
+        url = f"http://127.0.0.1:{port}/v1"
+        assert any(f"Serving {gemma_path.stem} at {url}" in line for line in lines), lines
+        client = openai.OpenAI(base_url=url, api_key="unused", max_retries=0, timeout=120)
+        answer = client.completions.create(model=gemma_path.stem, prompt="Hi", max_tokens=3)
+        assert answer.usage is not None
+        request_line = process.stdout.readline()
+        assert "/v1/completions 200" in request_line
+        assert f"{answer.usage.prompt_tokens} prompt + " in request_line
+        process.send_signal(signal.SIGTERM)
+        rest = process.stdout.read()
+        assert process.wait(timeout=30) == 0
+        assert "Stopped serving; the port is free." in rest
+        with socket.socket() as again:
+            again.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            again.bind(("127.0.0.1", port))
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        process.stdout.close()
