@@ -71,18 +71,19 @@ def _count(n: int | None) -> str:
 
 
 def hub_secondary(row: ModelRow) -> str:
-    """The faint text after a search row's name: uploader, architecture, downloads, likes,
-    updated, gated."""
+    """The faint text after a search row's name: uploader, architecture, downloads (↓), likes
+    (♥), last updated, gated."""
     repo = row.hub
     if repo is None:
         return ""
     parts = [repo.author]
     if repo.architecture:
         parts.append(repo.architecture)
-    parts.append(f"{_count(repo.downloads)} downloads")
-    parts.append(f"{_count(repo.likes)} likes")
+    # Short: the name column shares its width with this text (downloads ↓, likes ♥).
+    parts.append(f"{_count(repo.downloads)}↓")
+    parts.append(f"{_count(repo.likes)}♥")
     if repo.last_modified is not None:
-        parts.append(f"updated {repo.last_modified:%Y-%m-%d}")
+        parts.append(f"{repo.last_modified:%Y-%m-%d}")
     if repo.gated:
         parts.append("gated")
     return " · ".join(parts)

@@ -96,7 +96,7 @@ def test_typing_shows_hub_repos_then_exact_verdicts(qtbot: Any, panel: ModelsPan
     assert _plan(panel, lead).verdict is Verdict.FULL_GPU
     assert "double-click for the others" in lead.note
     index = panel.table.index(panel.table.index_of(lead.location) or 0, 0)
-    assert "52.0k downloads" in panel.table.data(index, SECONDARY_ROLE)
+    assert panel.table.data(index, SECONDARY_ROLE) == "test · qwen3 · 52.0k↓ · 310♥ · 2025-05-02"
 
     # Double-click: every quantization, each exact.
     with qtbot.waitSignal(panel.hub_search.repoOpened, timeout=SIGNAL_MS):
