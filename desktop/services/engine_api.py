@@ -64,6 +64,9 @@ class EngineEvents(Protocol):
     @property
     def modelKept(self) -> SignalInstance: ...  # (LoadRequest) a failed load kept this model
 
+    @property
+    def apiEvent(self) -> SignalInstance: ...  # (protocol event) other apps: api_serving.py
+
 
 class ChatEngine(EngineEvents, Protocol):
     """What the chat panel uses: the signals, the state, chat, stop and the fix's reload."""

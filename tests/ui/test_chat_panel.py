@@ -46,6 +46,7 @@ class FakeEngine(QObject):
     stateChanged = Signal(str)
     loadStarted = Signal(object)
     modelKept = Signal(object)
+    apiEvent = Signal(object)
 
     def __init__(self) -> None:
         super().__init__()
