@@ -189,10 +189,19 @@ class ModelsTableModel(QAbstractTableModel):
 
     def _show_rows(self, rows: Iterable[ModelRow]) -> None:
         self.beginResetModel()
+        # Rows are immutable and the plans are current (reevaluate() follows every change of
+        # machine or context), so a row already shown keeps its plan: a Hugging Face search
+        # adding a few rows plans those, not the whole table again. `shown` keeps the old rows
+        # alive while their ids are looked up.
+        shown = self._rows
+        planned = {id(row): plan for row, plan in zip(shown, self._plans, strict=False)}
         self._rows = _unique(rows)
         self._update_local_names()
         self._update_repeated_quants()
-        self._plans = [self._evaluate(row) for row in self._rows]
+        self._plans = [
+            planned[id(row)] if id(row) in planned else self._evaluate(row) for row in self._rows
+        ]
+        del shown
         self._loading = False
         self.endResetModel()
 
