@@ -228,6 +228,8 @@ def cmd_search(
             f" {(entry['architecture'] or '?')[:10]:10} {entry['downloads'] or 0:>9}"
             f" {entry['likes'] or 0:>6} {updated:10}  {verdict}"
         )
+        if entry["error"] and entry["verdict"]:
+            print(f"    {entry['error']}")
         for file in entry.get("files", ()):
             if file["projector"]:
                 label = "vision projector (loaded beside the model)"
