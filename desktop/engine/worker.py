@@ -347,7 +347,13 @@ class Worker:
             return True
 
     def _cancel_queued_chat(self) -> None:
-        """A Stop for a chat still waiting behind other apps' requests answers it now."""
+        """A Stop for a chat still waiting behind other apps' requests answers it now.
+
+        Only while serving: otherwise nothing queues ahead of a chat, and a Stop reaches it
+        at its next token as before.
+        """
+        if self._api is None or not self._api.running:
+            return
         with self._chat_lock:
             chat_id, self._queued_chat = self._queued_chat, None
             if chat_id is None:

@@ -381,6 +381,35 @@ def test_eight_clients_five_requests_each_and_the_chat_in_between(served: Served
         assert "".join(pieces[answer_id]) == record["text"]
 
 
+def test_stopping_a_chat_that_waits_behind_another_app_answers_at_once(served: Served) -> None:
+    served.drain()
+    client = served.client()
+    answers: list[Any] = []
+    app = threading.Thread(
+        target=lambda: answers.append(
+            client.completions.create(
+                model=served.model, prompt=COUNTING, max_tokens=120, temperature=0.0
+            )
+        )
+    )
+    app.start()
+    served.events_until(lambda ev: any(isinstance(e, p.ApiStarted) for e in ev))
+    chat = p.Chat(messages=[dict(m) for m in HELLO], max_tokens=8)
+    served.runner.send(chat)
+    served.runner.send(p.Stop())
+    stopped = time.monotonic()
+    events = served.events_until(
+        lambda ev: any(isinstance(e, p.Done) and e.id == chat.id for e in ev)
+    )
+    done = next(e for e in events if isinstance(e, p.Done) and e.id == chat.id)
+    assert done.stop_reason == "user" and done.generated_tokens == 0
+    assert time.monotonic() - stopped < 5  # not after the other app's 120 tokens
+    assert not any(isinstance(e, p.ApiFinished) for e in events)  # it was still answering
+    assert not any(isinstance(e, p.Token) and e.id == chat.id for e in events)
+    app.join(timeout=300)
+    assert answers and answers[0].usage.completion_tokens > 0
+
+
 # ---------------------------------------------------------------------- serving itself
 
 
