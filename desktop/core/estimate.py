@@ -38,9 +38,8 @@ processing is compute bound: 2 FLOPs per active weight per token over the device
 
 from __future__ import annotations
 
-import copy
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
@@ -597,6 +596,21 @@ class _Prepared:
         )
         self.v_width_max = max((lay.n_embd_v_gqa for lay in spec.layers), default=0)
         self._kv_cache: dict[tuple[str, bool], tuple[list[int], list[int]]] = {}
+        self._terms: dict[tuple[int, bool], _ComputeTerms] = {}
+        # The speed model's per-model figures (see speed_work).
+        self.output_weight_bytes = spec.output_weight_bytes
+        active_layers = spec.active_weight_bytes_per_token - self.output_weight_bytes
+        self.active_ratio = max(active_layers, 0) / (self.total[-1] or 1)
+        self.params_per_byte = spec.total_params / max(spec.weight_bytes, 1)
+        self.embedding_row = spec.input_bytes / max(spec.n_vocab, 1)  # one row per token
+
+    def compute_terms(self, settings: Settings) -> _ComputeTerms:
+        """The compute buffer's context-free terms at these settings (ubatch, flash attention)."""
+        key = (min(settings.n_ubatch, settings.n_batch), settings.flash_attn)
+        hit = self._terms.get(key)
+        if hit is None:
+            hit = self._terms[key] = _ComputeTerms(self, settings)
+        return hit
 
     def kv_per_cell(self, kv_type: str, flash_attn: bool) -> tuple[list[int], list[int]]:
         """Prefix sums of K+V bytes per cell, (full-attention layers, sliding-window layers).
@@ -647,7 +661,12 @@ def capped_context(n_ctx: int, n_ctx_train: int | None) -> int:
 
 def _cells(spec: ModelSpec, settings: Settings) -> tuple[int, int]:
     """(cells of the full-attention cache, cells of the sliding-window cache)."""
-    n_ctx = padded_ctx(settings.n_ctx)
+    return _cells_at(spec, settings, settings.n_ctx)
+
+
+def _cells_at(spec: ModelSpec, settings: Settings, n_ctx: int) -> tuple[int, int]:
+    """:func:`_cells` with the context `n_ctx` instead of the settings' own."""
+    n_ctx = (max(n_ctx, 1) + CTX_PAD - 1) // CTX_PAD * CTX_PAD  # padded_ctx, inlined
     if spec.n_swa and not settings.swa_full:
         t = min(settings.n_ubatch, settings.n_batch)
         window = _pad(min(n_ctx, spec.n_swa * settings.n_seq_max + t), CTX_PAD)
@@ -678,9 +697,16 @@ def kv_cache_bytes(spec: ModelSpec, settings: Settings) -> int:
     return full[-1] * cells_full + swa[-1] * cells_swa
 
 
-def _range_kv(prep: _Prepared, settings: Settings, lo: int, hi: int) -> int:
+def _range_kv(
+    prep: _Prepared,
+    settings: Settings,
+    lo: int,
+    hi: int,
+    cells: tuple[int, int] | None = None,
+) -> int:
+    """K and V bytes of blocks lo..hi-1; ``cells``: :func:`_cells` of `settings`, when known."""
     full, swa = prep.kv_per_cell(settings.kv_type, settings.flash_attn)
-    cells_full, cells_swa = _cells(prep.spec, settings)
+    cells_full, cells_swa = _cells(prep.spec, settings) if cells is None else cells
     return (full[hi] - full[lo]) * cells_full + (swa[hi] - swa[lo]) * cells_swa
 
 
@@ -693,9 +719,25 @@ def _range_recurrent(prep: _Prepared, settings: Settings, lo: int, hi: int) -> i
 
 
 def _compute_bytes(
-    prep: _Prepared, settings: Settings, n_layers: int, has_output: bool, has_input: bool
+    prep: _Prepared,
+    settings: Settings,
+    n_layers: int,
+    has_output: bool,
+    has_input: bool,
+    cells: tuple[int, int] | None = None,
 ) -> int:
-    """Peak of the graph allocator on one device for the worst-case ubatch.
+    """Peak of the graph allocator on one device for the worst-case ubatch (see
+    :class:`_ComputeTerms`). ``cells``: :func:`_cells` of `settings`, when the caller has them.
+    """
+    if cells is None:
+        cells = _cells(prep.spec, settings)
+    return prep.compute_terms(settings).at(cells, n_layers, has_output, has_input)
+
+
+class _ComputeTerms:
+    """The compute buffer of one device: the peak of the graph allocator for the worst-case
+    ubatch, its terms that do not depend on the context worked out once per model and
+    settings (the layer and context searches ask for it at many contexts).
 
     The largest of three moments: attention in the widest layer here, the feed-forward block,
     and the output projection. Beside the first two, the inputs that live through the whole
@@ -703,43 +745,49 @@ def _compute_bytes(
     three n_embd rows (residual, normed input, projection) and two n_head x head_dim rows
     (queries and the attention output) per token.
     """
-    spec = prep.spec
-    t = min(settings.n_ubatch, settings.n_batch)
-    full_cells, swa_cells = _cells(spec, settings)
-    e = spec.n_embd
-    peak = 0
-    if n_layers:
+
+    def __init__(self, prep: _Prepared, settings: Settings) -> None:
+        spec = prep.spec
+        t = min(settings.n_ubatch, settings.n_batch)
+        e = spec.n_embd
         # Graph inputs: one mask per cache kind (f32 without flash attention, f16 with it),
         # token ids, positions, output ids, and the K/V row indices of each cache.
         mask_elem = 2 if settings.flash_attn else 4
         n_caches = int(prep.has_full) + int(prep.has_swa)
         v_idx = t * 8 * (1 if settings.flash_attn else prep.v_width_max)
-        inputs = (
-            (full_cells * t * mask_elem if prep.has_full else 0)
-            + (swa_cells * t * mask_elem if prep.has_swa else 0)
-            + n_caches * (t * 8 + v_idx)
-            + t * 4 * 3
-        )
-        scores = 0
-        if not settings.flash_attn:
-            scores = max(full_cells * prep.heads_full, swa_cells * prep.heads_swa) * t * 4
-        attn = scores + (3 * e + 2 * prep.q_width) * t * 4
+        self.mask_full = t * mask_elem if prep.has_full else 0  # per cell
+        self.mask_swa = t * mask_elem if prep.has_swa else 0
+        self.inputs = n_caches * (t * 8 + v_idx) + t * 4 * 3
+        # Without flash attention, the f32 scores of every head against every cell.
+        self.scores_full = 0 if settings.flash_attn else prep.heads_full * t * 4  # per cell
+        self.scores_swa = 0 if settings.flash_attn else prep.heads_swa * t * 4
+        self.attn = (3 * e + 2 * prep.q_width) * t * 4
         # Feed-forward: gate, up and their product (n_ff wide) beside four n_embd rows; a MoE
         # layer runs n_expert_used experts of n_ff_exp per token, plus the router's scores.
         if spec.n_expert and spec.n_expert_used:
-            ffn = (3 * spec.n_expert_used * spec.n_ff_exp + 4 * e + 2 * spec.n_expert) * t * 4
+            self.ffn = (3 * spec.n_expert_used * spec.n_ff_exp + 4 * e + 2 * spec.n_expert) * t * 4
         else:
-            ffn = (3 * spec.n_ff + 4 * e) * t * 4
-        peak = inputs + max(attn, ffn)
-    if has_output:
+            self.ffn = (3 * spec.n_ff + 4 * e) * t * 4
         # By then the masks are freed: the logits of every token, f32, and the few n_embd
         # rows still alive. Where the allocator places the logits depends on what is alive
         # below them: measured on five graphs, the logits sat on top of 2 to 7 n_embd rows;
         # 4 rows keeps every measured case within a few percent and errs on the safe side.
-        peak = max(peak, spec.n_vocab * t * 4 + OUTPUT_PHASE_EMBD_ROWS * e * t * 4)
-    if not n_layers and not has_output:
-        return (e * t * 4 + t * 4) if has_input else 0
-    return peak
+        self.output = spec.n_vocab * t * 4 + OUTPUT_PHASE_EMBD_ROWS * e * t * 4
+        self.input_only = e * t * 4 + t * 4  # the input layer alone
+
+    def at(self, cells: tuple[int, int], n_layers: int, has_output: bool, has_input: bool) -> int:
+        """The buffer with `n_layers` blocks (and the output layer, the input layer) here."""
+        full_cells, swa_cells = cells
+        peak = 0
+        if n_layers:
+            inputs = full_cells * self.mask_full + swa_cells * self.mask_swa + self.inputs
+            scores = max(full_cells * self.scores_full, swa_cells * self.scores_swa)
+            peak = inputs + max(scores + self.attn, self.ffn)
+        if has_output:
+            peak = max(peak, self.output)
+        if not n_layers and not has_output:
+            return self.input_only if has_input else 0
+        return peak
 
 
 def _graph_inputs_bytes(
@@ -829,6 +877,8 @@ def _split_layers(n_offloaded: int, gpus: Sequence[Device]) -> list[int]:
     """How many of the offloaded layers each GPU gets: proportional to free memory."""
     if not gpus or n_offloaded <= 0:
         return [0] * len(gpus)
+    if len(gpus) == 1:  # what the loop below gives for one GPU
+        return [n_offloaded]
     # llama.cpp splits by each device's free memory; a remote device says it (split_bytes).
     total = sum(max(g.split_bytes or g.capacity_bytes, 1) for g in gpus)
     counts = []
@@ -860,27 +910,9 @@ def _gpu_plan(
     ``offload_copies``: bytes of CPU-resident weights this GPU copies in to run their large
     matmuls itself (see :func:`_offload_copy_bytes`); they live in its compute buffer.
     """
-    n_layers = hi - lo
-    if gpu.kind == "cuda":
-        weights = prep.cuda[hi] - prep.cuda[lo] + (prep.output.aligned_cuda if has_output else 0)
-    elif gpu.is_remote and gpu.alignment in (0, CPU_ALIGN):
-        # A CPU shared over RPC: its buffer pads each tensor to the CPU alignment.
-        weights = prep.aligned[hi] - prep.aligned[lo] + (
-            prep.output.aligned_cpu if has_output else 0
-        )
-    else:
-        weights = _pad(prep.total[hi] - prep.total[lo], CUDA_ALIGN) + (
-            _pad(prep.output.total, CUDA_ALIGN) if has_output else 0
-        )
-    kv = _range_kv(prep, settings, lo, hi) if settings.offload_kqv else 0
-    rs = _range_recurrent(prep, settings, lo, hi)
-    used = n_layers > 0 or has_output
-    compute = _compute_bytes(prep, settings, n_layers, has_output, False) if used else 0
-    if gpu.is_remote and used:
-        compute = _remote_compute_bytes(
-            prep, settings, n_layers, has_output, pipeline, block_range=(lo, hi)
-        )
-    compute += offload_copies if used else 0
+    weights, kv, rs, compute, overhead = _gpu_bytes(
+        prep, settings, gpu, lo, hi, has_output, offload_copies, pipeline
+    )
     if buffers is not None:
         # llama.cpp names an RPC buffer by the device's number on its server and the server.
         name = f"{gpu.kind.upper()}{index}"
@@ -894,22 +926,69 @@ def _gpu_plan(
         ):
             if size:
                 buffers.append(Buffer(name, component, size))
-    # A shared device's overhead is its server process on the other computer (the same kind
-    # of process as the worker); a GPU's is its backend's context.
-    overhead = CPU_PROCESS_OVERHEAD_BYTES if gpu.is_remote else gpu.figures.overhead(gpu.kind)
     return DevicePlan(
         name=gpu.name,
         kind=gpu.kind,
-        layers=n_layers + int(has_output),
+        layers=hi - lo + int(has_output),
         weights_bytes=weights,
         kv_bytes=kv + rs,
         compute_bytes=compute,
         output_bytes=0,
-        overhead_bytes=overhead if used else 0,
+        overhead_bytes=overhead,
         capacity_bytes=gpu.capacity_bytes,
         endpoint=gpu.endpoint,
         latency_s=gpu.latency_s,
     )
+
+
+def _gpu_bytes(
+    prep: _Prepared,
+    settings: Settings,
+    gpu: Device,
+    lo: int,
+    hi: int,
+    has_output: bool,
+    offload_copies: int,
+    pipeline: bool,
+    cells: tuple[int, int] | None = None,
+) -> tuple[int, int, int, int, int]:
+    """(weights, KV, recurrent state, compute, overhead) bytes of :func:`_gpu_plan`, without
+    the plan (the layer and context searches ask this dozens of times per estimate).
+    ``cells``: :func:`_cells` of `settings`, when the caller has them."""
+    n_layers = hi - lo
+    weights = _gpu_weights(prep, gpu, lo, hi, has_output)
+    kv = _range_kv(prep, settings, lo, hi, cells) if settings.offload_kqv else 0
+    rs = _range_recurrent(prep, settings, lo, hi)
+    if not (n_layers > 0 or has_output):  # an unused GPU holds nothing
+        return weights, kv, rs, 0, 0
+    if gpu.is_remote:
+        compute = _remote_compute_bytes(
+            prep, settings, n_layers, has_output, pipeline, block_range=(lo, hi)
+        )
+    else:
+        compute = _compute_bytes(prep, settings, n_layers, has_output, False, cells)
+    return weights, kv, rs, compute + offload_copies, _gpu_overhead(gpu)
+
+
+def _gpu_weights(prep: _Prepared, gpu: Device, lo: int, hi: int, has_output: bool) -> int:
+    """Weight bytes of blocks lo..hi-1 (and the output layer) on one GPU."""
+    if gpu.kind == "cuda":
+        return prep.cuda[hi] - prep.cuda[lo] + (prep.output.aligned_cuda if has_output else 0)
+    if gpu.is_remote and gpu.alignment in (0, CPU_ALIGN):
+        # A CPU shared over RPC: its buffer pads each tensor to the CPU alignment.
+        return prep.aligned[hi] - prep.aligned[lo] + (
+            prep.output.aligned_cpu if has_output else 0
+        )
+    return _pad(prep.total[hi] - prep.total[lo], CUDA_ALIGN) + (
+        _pad(prep.output.total, CUDA_ALIGN) if has_output else 0
+    )
+
+
+def _gpu_overhead(gpu: Device) -> int:
+    """Memory a used GPU needs beyond llama.cpp's buffers."""
+    # A shared device's overhead is its server process on the other computer (the same kind
+    # of process as the worker); a GPU's is its backend's context.
+    return CPU_PROCESS_OVERHEAD_BYTES if gpu.is_remote else gpu.figures.overhead(gpu.kind)
 
 
 def _cpu_plan(
@@ -1008,10 +1087,14 @@ OP_OFFLOAD_MIN_BATCH = 32
 def _split_devices(
     spec: ModelSpec, devices: Sequence[Device]
 ) -> tuple[list[Device], Device, _Prepared]:
-    gpus = [d for d in devices if d.is_gpu]
-    cpu = next((d for d in devices if not d.is_gpu), Device("CPU", "cpu", 0, None))
+    gpus = [d for d in devices if d.kind != "cpu"]
+    cpu = next((d for d in devices if d.kind == "cpu"), None) or _NO_CPU
     host_gpu = any(g.kind in HOST_BUFFER_BACKENDS for g in gpus)
     return gpus, cpu, _prepared(spec, () if host_gpu else cpu.cpu_features)
+
+
+#: The CPU of a device list without one.
+_NO_CPU = Device("CPU", "cpu", 0, None)
 
 
 def _offload_copy_bytes(
@@ -1025,9 +1108,7 @@ def _offload_copy_bytes(
     output matrix when the output layer stayed on the CPU. Taken from llama.cpp's source
     (ggml-backend.cpp ggml_backend_sched_backend_id_from_cur); not yet measured on a GPU.
     """
-    if gpu.kind not in HOST_BUFFER_BACKENDS:
-        return 0
-    if min(settings.n_ubatch, settings.n_batch) < OP_OFFLOAD_MIN_BATCH:
+    if not _op_offload(gpu, settings):
         return 0
     largest = prep.largest_layer[n_cpu]
     if cpu_has_output:
@@ -1035,11 +1116,26 @@ def _offload_copy_bytes(
     return largest
 
 
+def _op_offload(gpu: Device, settings: Settings) -> bool:
+    """Whether `gpu` runs the large matmuls of CPU-resident weights (see _offload_copy_bytes)."""
+    return (
+        gpu.kind in HOST_BUFFER_BACKENDS
+        and min(settings.n_ubatch, settings.n_batch) >= OP_OFFLOAD_MIN_BATCH
+    )
+
+
 def plan_memory(
     spec: ModelSpec, settings: Settings, devices: Sequence[Device], n_gpu_layers: int
 ) -> tuple[list[DevicePlan], list[Buffer]]:
     """Memory per device with exactly `n_gpu_layers` offloaded (0..n_layer+1)."""
     gpus, cpu, prep = _split_devices(spec, devices)
+    return _plan_memory(prep, gpus, cpu, settings, n_gpu_layers)
+
+
+def _plan_memory(
+    prep: _Prepared, gpus: Sequence[Device], cpu: Device, settings: Settings, n_gpu_layers: int
+) -> tuple[list[DevicePlan], list[Buffer]]:
+    spec = prep.spec
     n_cpu, ranges = _placement(spec, gpus, n_gpu_layers)
     cpu_has_output = not any(r[2] for r in ranges)
     buffers: list[Buffer] = []
@@ -1070,57 +1166,242 @@ def _pipeline_parallel(
 
 
 def _gpus_fit(prep: _Prepared, gpus: Sequence[Device], settings: Settings, n: int) -> bool:
-    """Whether `n` offloaded layers fit on every GPU (no Plan objects: this runs in loops)."""
+    """Whether `n` offloaded layers fit on every GPU, probe by probe (:class:`_Fit` is the
+    searches' faster form of it; tests/unit/test_estimate.py holds the two equal)."""
     n_cpu, ranges = _placement(prep.spec, gpus, n)
     cpu_has_output = not any(r[2] for r in ranges)
     pipeline = _pipeline_parallel(prep.spec, gpus, settings, n)
+    cells = _cells(prep.spec, settings)
     for i, (gpu, (lo, hi, has_out)) in enumerate(zip(gpus, ranges, strict=True)):
         copies = _offload_copy_bytes(prep, settings, gpu, n_cpu, cpu_has_output) if i == 0 else 0
-        if not _gpu_plan(prep, settings, gpu, i, lo, hi, has_out, None, copies, pipeline).fits:
+        w, kv, rs, compute, overhead = _gpu_bytes(
+            prep, settings, gpu, lo, hi, has_out, copies, pipeline, cells
+        )
+        if w + kv + rs + compute + overhead > gpu.capacity_bytes:
             return False
     return True
+
+
+#: A margin larger than any device's memory (no GPU left to check).
+_NO_LIMIT = 1 << 62
+
+
+class _Fit:
+    """How many bytes `n` offloaded layers leave free on the tightest GPU at a context, for
+    one model, GPU set and settings: :func:`_gpus_fit` as a margin, with what stays the same
+    between probes worked out once (each layer count's placement and context-free bytes, the
+    compute buffer's context-free terms). The layer and context searches of one estimate
+    probe it a dozen times; a probe is a few multiplications per GPU.
+    """
+
+    def __init__(self, prep: _Prepared, gpus: Sequence[Device], settings: Settings) -> None:
+        self.prep = prep
+        self.gpus = gpus
+        self.settings = settings
+        self.terms = prep.compute_terms(settings)
+        self.kv = prep.kv_per_cell(settings.kv_type, settings.flash_attn)
+        self.overheads = [_gpu_overhead(gpu) for gpu in gpus]
+        # One GPU of this computer (the common case): its placement needs no split.
+        self.single = len(gpus) == 1 and not gpus[0].is_remote
+        self.n_ctx = settings.n_ctx
+        self.cells = _cells(prep.spec, settings)
+        #: Per layer count: (room, K/V bytes per full and per SWA cell, blocks, has the
+        #: output) per local GPU, and what the remote devices need to be planned whole.
+        self._layouts: dict[
+            int,
+            tuple[
+                list[tuple[int, int, int, int, bool]],
+                list[tuple[Device, int, int, bool, int, bool]],
+            ],
+        ] = {}
+        self._margins: dict[tuple[int, int], int] = {}  # (layers, padded context): margin
+
+    def _layout(
+        self, n: int
+    ) -> tuple[
+        list[tuple[int, int, int, int, bool]], list[tuple[Device, int, int, bool, int, bool]]
+    ]:
+        hit = self._layouts.get(n)
+        if hit is not None:
+            return hit
+        prep, gpus, settings = self.prep, self.gpus, self.settings
+        if self.single:  # what _placement gives for one GPU: the last n layers, output first
+            n_layer = prep.spec.n_layer
+            n = max(0, min(n, n_layer + 1))
+            n_cpu = min(n_layer + 1 - n, n_layer)
+            ranges = [(n_cpu, n_layer, n >= 1)]
+            cpu_has_output = n < 1
+            pipeline = False
+        else:
+            n_cpu, ranges = _placement(prep.spec, gpus, n)
+            cpu_has_output = not any(r[2] for r in ranges)
+            pipeline = _pipeline_parallel(prep.spec, gpus, settings, n)
+        full, swa = self.kv
+        kqv = settings.offload_kqv
+        local: list[tuple[int, int, int, int, bool]] = []
+        remote: list[tuple[Device, int, int, bool, int, bool]] = []
+        for i, (gpu, (lo, hi, has_out)) in enumerate(zip(gpus, ranges, strict=True)):
+            copies = 0
+            if i == 0:
+                copies = _offload_copy_bytes(prep, settings, gpu, n_cpu, cpu_has_output)
+            if gpu.is_remote:
+                remote.append((gpu, lo, hi, has_out, copies, pipeline))
+                continue
+            # What does not depend on the context (as _gpu_bytes adds it up); the KV cache and
+            # the compute buffer are added per probe.
+            fixed = _gpu_weights(prep, gpu, lo, hi, has_out)
+            fixed += _range_recurrent(prep, settings, lo, hi)
+            if hi > lo or has_out:  # a used GPU
+                fixed += self.overheads[i] + copies
+            kv_full = full[hi] - full[lo] if kqv else 0
+            kv_swa = swa[hi] - swa[lo] if kqv else 0
+            local.append((gpu.capacity_bytes - fixed, kv_full, kv_swa, hi - lo, has_out))
+        hit = (local, remote)
+        self._layouts[n] = hit
+        return hit
+
+    def margin(self, n: int, n_ctx: int) -> int:
+        """Bytes free on the tightest GPU with `n` layers offloaded at `n_ctx` (negative: they
+        do not fit); what :func:`_gpus_fit` compares, for every GPU at once."""
+        if n_ctx == self.n_ctx:
+            cells = self.cells
+        else:
+            cells = _cells_at(self.prep.spec, self.settings, n_ctx)
+        key = (n, cells[0])
+        hit = self._margins.get(key)
+        if hit is not None:
+            return hit
+        local, remote = self._layout(n)
+        cells_full, cells_swa = cells
+        at = self.terms.at
+        least = _NO_LIMIT
+        for room, kv_full, kv_swa, n_layers, has_out in local:
+            free = (
+                room
+                - kv_full * cells_full
+                - kv_swa * cells_swa
+                - at(cells, n_layers, has_out, False)
+            )
+            least = min(least, free)
+        if remote:
+            settings = _with_ctx(self.settings, n_ctx)
+            for gpu, lo, hi, has_out, copies, pipeline in remote:
+                parts = _gpu_bytes(self.prep, settings, gpu, lo, hi, has_out, copies, pipeline)
+                least = min(least, gpu.capacity_bytes - sum(parts))
+        self._margins[key] = least
+        return least
+
+    def max_layers(self) -> int:
+        """:func:`max_gpu_layers`."""
+        n_ctx = self.settings.n_ctx
+        full = self.prep.spec.n_layer + 1
+        if self.margin(full, n_ctx) >= 0:
+            return full
+        if self._monotone_layers():
+            # Below `full` the fit flips once: search by the margins' secant.
+            m_one = self.margin(1, n_ctx)
+            if m_one < 0:
+                return 0
+            m_full = self.margin(full, n_ctx)
+            return _flip(1, m_one, full, m_full, lambda n: self.margin(n, n_ctx))
+        lo, hi = 0, full
+        while lo < hi - 1:  # invariant: lo fits (0 always does), hi does not
+            mid = (lo + hi) // 2
+            if self.margin(mid, n_ctx) >= 0:
+                lo = mid
+            else:
+                hi = mid
+        return lo
+
+    def _monotone_layers(self) -> bool:
+        """Whether one more layer never needs less GPU memory, from 1 layer (the output) up
+        to all but block 0 (so, with every layer not fitting, the fit flips once).
+
+        True for one GPU of this computer: each block moved to it adds its weights and KV
+        cache (and recurrent state); the first block adds the compute buffer's attention and
+        feed-forward. Only the op-offload copy of the CPU's largest block can shrink, by at
+        most the moved block's bytes beyond the largest block left on the CPU, which holds
+        block 0 still. CUDA's weights grow by at least the block's bytes; other backends pad
+        the whole span to 128 bytes, so theirs grow by at least the block's bytes less 127,
+        which block 0 of 128 bytes or more makes up for. Over several GPUs the split moves
+        blocks between them and the fit can flip back: their search halves the range.
+        """
+        if not self.single:
+            return False
+        gpu = self.gpus[0]
+        if gpu.kind == "cuda" or not _op_offload(gpu, self.settings):
+            return True
+        return self.prep.largest_layer[1] >= CUDA_ALIGN
+
+    def max_ctx_full(self) -> int:
+        """:func:`max_ctx_full_gpu`. Every GPU's need grows with the context (KV cache, masks,
+        scores), so the fit flips once and a search by the margins' secant finds the context
+        the halving search found, in a few probes where halving takes nine."""
+        full = self.prep.spec.n_layer + 1
+        limit = padded_ctx(max(self.prep.spec.n_ctx_train, CTX_PAD))
+        m_lo = self.margin(full, CTX_PAD)
+        if m_lo < 0:
+            return 0
+        m_hi = self.margin(full, limit)
+        if m_hi >= 0:
+            return limit
+        lo, hi = 1, limit // CTX_PAD  # in units of 256 cells; lo fits, hi does not
+        for (n, cells), m in list(self._margins.items()):  # probes made already, at full
+            unit = cells // CTX_PAD
+            if n == full and lo < unit < hi:
+                if m >= 0:
+                    lo, m_lo = unit, m
+                else:
+                    hi, m_hi = unit, m
+        return _flip(lo, m_lo, hi, m_hi, lambda unit: self.margin(full, unit * CTX_PAD)) * CTX_PAD
+
+
+def _flip(lo: int, m_lo: int, hi: int, m_hi: int, margin: Callable[[int], int]) -> int:
+    """The last `x` in lo..hi-1 with ``margin(x) >= 0``, for a margin that goes negative once
+    between lo (``m_lo >= 0``) and hi (``m_hi < 0``): wherever it probes, a bracketing search
+    ends there. This one steps to where the straight line between the bracket's margins
+    crosses zero and checks the neighbour across, which for margins that grow nearly linearly
+    (bytes per layer, per cell of context) lands on it in two or three probes; after two
+    steps in a row that do not halve the bracket, one halving step."""
+    slow = 0
+    while hi - lo > 1:
+        width = hi - lo
+        if slow >= 2:
+            slow = 0
+            x = (lo + hi) // 2
+        else:
+            x = min(max(lo + m_lo * width // (m_lo - m_hi), lo + 1), hi - 1)
+        m = margin(x)
+        if m >= 0:
+            lo, m_lo = x, m
+            if x + 1 < hi:  # the line lands on the flip or just short of it
+                m = margin(x + 1)
+                if m >= 0:
+                    lo, m_lo = x + 1, m
+                else:
+                    hi, m_hi = x + 1, m
+        else:
+            hi, m_hi = x, m
+            if x - 1 > lo:
+                m = margin(x - 1)
+                if m >= 0:
+                    lo, m_lo = x - 1, m
+                else:
+                    hi, m_hi = x - 1, m
+        slow = slow + 1 if hi - lo > width // 2 else 0
+    return lo
 
 
 def max_gpu_layers(spec: ModelSpec, settings: Settings, devices: Sequence[Device]) -> int:
     """The most layers (output layer included) that fit on the GPUs, 0 when none do."""
     gpus, _, prep = _split_devices(spec, devices)
-    if not gpus:
-        return 0
-    lo, hi = 0, spec.n_layer + 1
-    if _gpus_fit(prep, gpus, settings, hi):
-        return hi
-    while lo < hi - 1:  # invariant: lo fits (0 always does), hi does not
-        mid = (lo + hi) // 2
-        if _gpus_fit(prep, gpus, settings, mid):
-            lo = mid
-        else:
-            hi = mid
-    return lo
+    return _Fit(prep, gpus, settings).max_layers() if gpus else 0
 
 
 def max_ctx_full_gpu(spec: ModelSpec, settings: Settings, devices: Sequence[Device]) -> int | None:
     """Largest context (multiple of 256, up to the trained length) with every layer on GPU."""
     gpus, _, prep = _split_devices(spec, devices)
-    if not gpus:
-        return None
-    full = spec.n_layer + 1
-    limit = padded_ctx(max(spec.n_ctx_train, CTX_PAD))
-
-    def fits(n_ctx: int) -> bool:
-        return _gpus_fit(prep, gpus, _with_ctx(settings, n_ctx), full)
-
-    if not fits(CTX_PAD):
-        return 0
-    if fits(limit):
-        return limit
-    lo, hi = 1, limit // CTX_PAD  # in units of 256 cells; lo fits, hi does not
-    while lo < hi - 1:
-        mid = (lo + hi) // 2
-        if fits(mid * CTX_PAD):
-            lo = mid
-        else:
-            hi = mid
-    return lo * CTX_PAD
+    return _Fit(prep, gpus, settings).max_ctx_full() if gpus else None
 
 
 # ---------------------------------------------------------------------------- speed
@@ -1137,13 +1418,18 @@ def speed_work(
     others), so the output matmul, large for big vocabularies, is left out of its FLOPs.
     """
     gpus, cpu, prep = _split_devices(spec, devices)
+    return _speed_work(prep, gpus, cpu, settings, n_gpu_layers)
+
+
+def _speed_work(
+    prep: _Prepared, gpus: Sequence[Device], cpu: Device, settings: Settings, n_gpu_layers: int
+) -> list[DeviceWork]:
+    spec = prep.spec
     n_cpu, ranges = _placement(spec, gpus, n_gpu_layers)
-    layer_total = prep.total[-1] or 1
-    active_layers = spec.active_weight_bytes_per_token - spec.output_weight_bytes
-    active_ratio = max(active_layers, 0) / layer_total
-    params_per_byte = spec.total_params / max(spec.weight_bytes, 1)
+    active_ratio = prep.active_ratio
+    params_per_byte = prep.params_per_byte
     kv_fill = dataclass_replace_ctx(settings)
-    out_bytes = spec.output_weight_bytes
+    out_bytes = prep.output_weight_bytes
     work: list[DeviceWork] = []
     for gpu, (lo, hi, has_out) in zip(gpus, ranges, strict=True):
         layers = (prep.total[hi] - prep.total[lo]) * active_ratio
@@ -1164,7 +1450,7 @@ def speed_work(
         )
     cpu_out = not any(r[2] for r in ranges)
     layers = prep.total[n_cpu] * active_ratio
-    embedding_row = spec.input_bytes / max(spec.n_vocab, 1)  # one embedding row per token
+    embedding_row = prep.embedding_row
     kv_hi = n_cpu if settings.offload_kqv else spec.n_layer
     threads = resolved_threads(cpu, settings)
     cores = cpu.physical_cores or cpu.logical_cores or threads
@@ -1224,10 +1510,23 @@ def predict_speed(
     speed figures (desktop.core.calibration: calibrated on this computer, or the defaults)
     say how fast it does it.
     """
-    work = speed_work(spec, settings, devices, n_gpu_layers)
+    gpus, cpu, prep = _split_devices(spec, devices)
+    has_cpu = any(not d.is_gpu for d in devices)
+    return _predict_speed(prep, gpus, cpu, has_cpu, settings, n_gpu_layers)
+
+
+def _predict_speed(
+    prep: _Prepared,
+    gpus: Sequence[Device],
+    cpu_device: Device,
+    has_cpu: bool,
+    settings: Settings,
+    n_gpu_layers: int,
+) -> tuple[float | None, float | None]:
+    work = _speed_work(prep, gpus, cpu_device, settings, n_gpu_layers)
     if any(w.decode_bytes > 0 and w.bandwidth_bytes_per_s <= 0 for w in work):
         return None, None
-    cpu = next((d for d in devices if not d.is_gpu), None)
+    cpu = cpu_device if has_cpu else None
     figures = cpu.figures if cpu is not None else DEFAULT_FIGURES
     threads = resolved_threads(cpu, settings) if cpu is not None else 1
     decode_s = decode_seconds(work, threads, figures)
@@ -1252,8 +1551,14 @@ def dataclass_replace_ctx(settings: Settings) -> Settings:
 def _with_ctx(settings: Settings, n_ctx: int) -> Settings:
     """`settings` with another context, skipping validation (searches call this thousands of
     times; the other fields were validated when `settings` was made)."""
-    clone = copy.copy(settings)
-    object.__setattr__(clone, "n_ctx", n_ctx)
+    return _with(settings, n_ctx=n_ctx)
+
+
+def _with(settings: Settings, **changes: Any) -> Settings:
+    """``dataclasses.replace`` without its validation, for valid changes (a positive
+    context, a KV type of KV_TYPES)."""
+    clone: Settings = object.__new__(Settings)
+    clone.__dict__.update(settings.__dict__, **changes)
     return clone
 
 
@@ -1262,17 +1567,20 @@ def _with_ctx(settings: Settings, n_ctx: int) -> Settings:
 
 def estimate(spec: ModelSpec, settings: Settings, devices: Sequence[Device]) -> Plan:
     """The full plan: placement, memory per device, verdict with reason and suggestion, speed."""
-    gpus = [d for d in devices if d.is_gpu]
+    gpus, cpu, prep = _split_devices(spec, devices)
     full = spec.n_layer + 1
-    best = max_gpu_layers(spec, settings, devices)
+    # One fit for both searches: the context search starts from the layer search's probes.
+    fit = _Fit(prep, gpus, settings) if gpus else None
+    best = fit.max_layers() if fit is not None else 0
     n_gpu = best if settings.n_gpu_layers is None else min(settings.n_gpu_layers, full)
     if not gpus:
         n_gpu = 0
-    plans, buffers = plan_memory(spec, settings, devices, n_gpu)
+    plans, buffers = _plan_memory(prep, gpus, cpu, settings, n_gpu)
     cpu_plan = plans[-1]
     gpu_fits = all(p.fits for p in plans[:-1])
-    ctx_full = max_ctx_full_gpu(spec, settings, devices)
-    decode, prompt = predict_speed(spec, settings, devices, n_gpu)
+    ctx_full = fit.max_ctx_full() if fit is not None else None
+    has_cpu = any(not d.is_gpu for d in devices)
+    decode, prompt = _predict_speed(prep, gpus, cpu, has_cpu, settings, n_gpu)
     notes: list[str] = []
     if spec.source == "catalog":
         notes.append(
@@ -1290,7 +1598,9 @@ def estimate(spec: ModelSpec, settings: Settings, devices: Sequence[Device]) -> 
     else:
         verdict = Verdict.TOO_LARGE if best == 0 and cpu_plan.fits is False else Verdict.PARTIAL
         notes.append(f"{n_gpu} GPU layers do not fit; at most {best} do.")
-    reason, suggestion = _explain(spec, settings, devices, plans, verdict, n_gpu, best, ctx_full)
+    reason, suggestion = _explain(
+        spec, settings, devices, plans, verdict, n_gpu, best, ctx_full, fit
+    )
     spread = spread_sentence(plans)
     if spread:  # other computers hold layers: say which machine holds what first
         if not any(d.is_gpu and not d.is_remote for d in devices):
@@ -1369,8 +1679,10 @@ def _explain(
     n_gpu: int,
     best: int,
     ctx_full: int | None,
+    fit: _Fit | None = None,
 ) -> tuple[str, str]:
-    """A reason and a concrete suggestion, in plain words."""
+    """A reason and a concrete suggestion, in plain words (`fit`: the estimate's, to search
+    with other settings on the same model and GPUs)."""
     cpu = plans[-1]
     gpu_plans = [p for p in plans if p.kind != "cpu"]
     full = spec.n_layer + 1
@@ -1414,7 +1726,11 @@ def _explain(
     if ctx_full:
         tips.append(f"lower the context to {_ctx_rounded(ctx_full)} to fit fully")
     if settings.kv_type == "f16":
-        alt = max_gpu_layers(spec, replace(settings, kv_type="q8_0", flash_attn=True), devices)
+        alt_settings = _with(settings, kv_type="q8_0", flash_attn=True)
+        if fit is not None:
+            alt = _Fit(fit.prep, fit.gpus, alt_settings).max_layers()
+        else:
+            alt = max_gpu_layers(spec, alt_settings, devices)
         if alt > best:
             tips.append(f"use the q8_0 KV cache (with flash attention) for {alt} GPU layers")
     if not tips:

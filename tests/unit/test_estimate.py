@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -19,12 +20,16 @@ from desktop.core.estimate import (
     devices_from_profile,
     estimate,
     kv_cache_bytes,
+    max_ctx_full_gpu,
     max_gpu_layers,
+    padded_ctx,
     plan_memory,
+    remote_devices,
 )
 from desktop.core.gguf import read_header_file
 from desktop.core.hardware import HardwareProfile
 from desktop.core.modelspec import ModelSpec, spec_from_header
+from desktop.core.rpc import RemoteDevice
 from desktop.core.units import GIB, MIB
 
 GPU_8GB = {
@@ -382,3 +387,85 @@ def test_gpu_builds_do_not_repack_and_copy_cpu_weights_for_prompts(
     assert partial[0].compute_bytes >= output
     assert small_batch[0].compute_bytes < output  # batches under 32 stay on the CPU
     assert full[0].compute_bytes < partial[0].compute_bytes  # nothing left on the CPU to copy
+
+
+def _reference_max_layers(spec: ModelSpec, s: Settings, devices: list[Device]) -> int:
+    """The layer search as it was first written: halving, each probe a whole plan."""
+
+    def fits(n: int) -> bool:
+        return all(p.fits for p in plan_memory(spec, s, devices, n)[0][:-1])
+
+    lo, hi = 0, spec.n_layer + 1
+    if fits(hi):
+        return hi
+    while lo < hi - 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+    return lo
+
+
+def _reference_max_ctx(spec: ModelSpec, s: Settings, devices: list[Device]) -> int:
+    """The context search as it was first written: halving over 256-cell steps."""
+    full = spec.n_layer + 1
+
+    def fits(n_ctx: int) -> bool:
+        at = replace(s, n_ctx=n_ctx)
+        return all(p.fits for p in plan_memory(spec, at, devices, full)[0][:-1])
+
+    limit = padded_ctx(max(spec.n_ctx_train, 256))
+    if not fits(256):
+        return 0
+    if fits(limit):
+        return limit
+    lo, hi = 1, limit // 256
+    while lo < hi - 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if fits(mid * 256) else (lo, mid)
+    return lo * 256
+
+
+def test_the_fast_searches_find_what_whole_plans_find(
+    tmp_path: Path, big_specs: dict[str, ModelSpec]
+) -> None:
+    """The layer and context searches (estimate's _Fit: margins, secant steps) against plans
+    made one by one, on one GPU of several sizes and backends, two GPUs and another
+    computer's device."""
+    specs = [
+        *big_specs.values(),
+        *(
+            spec_from_header(read_header_file(write_header_only(tmp_path / f"{n}.gguf", m)))
+            for n, m in ACCURACY_MODELS.items()
+        ),
+    ]
+    cpu = Device("CPU", "cpu", 64 * GIB, 60 * 10**9, cpu_features=("avx2",))
+    remote = remote_devices(
+        [RemoteDevice("10.0.0.2:50052", 0, 3 * GIB, 4 * GIB, 32, 0.001)], 0
+    )
+    machines: list[list[Device]] = [
+        [Device("GPU", kind, int(gib * GIB), 10**12), cpu]
+        for kind in ("cuda", "vulkan", "metal")
+        for gib in (0.5, 6)
+    ]
+    machines += [
+        [Device("A", "cuda", 6 * GIB, 10**12), Device("B", "cuda", 3 * GIB, 10**12), cpu],
+        [*remote, Device("GPU", "cuda", 4 * GIB, 10**12), cpu],
+    ]
+    choices = [
+        Settings(n_ctx=4096),
+        Settings(n_ctx=32768, kv_type="q8_0", flash_attn=True, swa_full=False),
+        Settings(n_ctx=8192, offload_kqv=False, n_ubatch=16),
+    ]
+    for spec in specs:
+        scale = 64 if spec.file_size < 2 * GIB else 1  # the small models: GPUs to their size
+        for machine in machines:
+            devices = [
+                replace(d, capacity_bytes=d.capacity_bytes // scale) if d.is_gpu else d
+                for d in machine
+            ]
+            for s in choices:
+                got = (max_gpu_layers(spec, s, devices), max_ctx_full_gpu(spec, s, devices))
+                want = (
+                    _reference_max_layers(spec, s, devices),
+                    _reference_max_ctx(spec, s, devices),
+                )
+                assert got == want, (spec.name, devices[0], s)
