@@ -1273,16 +1273,24 @@ class _Fit:
             return hit
         local, remote = self._layout(n)
         cells_full, cells_swa = cells
-        at = self.terms.at
+        terms = self.terms
+        # _ComputeTerms.at, inlined: with blocks here, and with the output layer alone.
+        with_blocks = (
+            cells_full * terms.mask_full
+            + cells_swa * terms.mask_swa
+            + terms.inputs
+            + max(
+                max(cells_full * terms.scores_full, cells_swa * terms.scores_swa) + terms.attn,
+                terms.ffn,
+            )
+        )
         least = _NO_LIMIT
         for room, kv_full, kv_swa, n_layers, has_out in local:
-            free = (
-                room
-                - kv_full * cells_full
-                - kv_swa * cells_swa
-                - at(cells, n_layers, has_out, False)
-            )
-            least = min(least, free)
+            if n_layers:
+                compute = max(with_blocks, terms.output) if has_out else with_blocks
+            else:
+                compute = terms.output if has_out else 0
+            least = min(least, room - kv_full * cells_full - kv_swa * cells_swa - compute)
         if remote:
             settings = _with_ctx(self.settings, n_ctx)
             for gpu, lo, hi, has_out, copies, pipeline in remote:
@@ -1339,20 +1347,24 @@ class _Fit:
         the halving search found, in a few probes where halving takes nine."""
         full = self.prep.spec.n_layer + 1
         limit = padded_ctx(max(self.prep.spec.n_ctx_train, CTX_PAD))
-        m_lo = self.margin(full, CTX_PAD)
-        if m_lo < 0:
-            return 0
-        m_hi = self.margin(full, limit)
-        if m_hi >= 0:
-            return limit
         lo, hi = 1, limit // CTX_PAD  # in units of 256 cells; lo fits, hi does not
-        for (n, cells), m in list(self._margins.items()):  # probes made already, at full
-            unit = cells // CTX_PAD
-            if n == full and lo < unit < hi:
-                if m >= 0:
-                    lo, m_lo = unit, m
-                else:
-                    hi, m_hi = unit, m
+        # The layer search's probe of every layer at the settings' context, when it made one,
+        # stands for the probe at 256 cells (it fits: so does any smaller context) or the one
+        # at the limit (it does not fit: nor does any larger one).
+        unit = self.cells[0] // CTX_PAD
+        known = self._margins.get((full, self.cells[0]))
+        if known is not None and known >= 0 and lo <= unit < hi:
+            lo, m_lo = unit, known
+        else:
+            m_lo = self.margin(full, CTX_PAD)
+            if m_lo < 0:
+                return 0
+        if known is not None and known < 0 and lo < unit <= hi:
+            hi, m_hi = unit, known
+        else:
+            m_hi = self.margin(full, limit)
+            if m_hi >= 0:
+                return limit
         return _flip(lo, m_lo, hi, m_hi, lambda unit: self.margin(full, unit * CTX_PAD)) * CTX_PAD
 
 
@@ -1429,11 +1441,12 @@ def _speed_work(
     active_ratio = prep.active_ratio
     params_per_byte = prep.params_per_byte
     kv_fill = dataclass_replace_ctx(settings)
+    fill_cells = _cells(spec, kv_fill)
     out_bytes = prep.output_weight_bytes
     work: list[DeviceWork] = []
     for gpu, (lo, hi, has_out) in zip(gpus, ranges, strict=True):
         layers = (prep.total[hi] - prep.total[lo]) * active_ratio
-        kv = _range_kv(prep, kv_fill, lo, hi) if settings.offload_kqv else 0
+        kv = _range_kv(prep, kv_fill, lo, hi, fill_cells) if settings.offload_kqv else 0
         if gpu.is_remote:
             read = layers + (out_bytes if has_out else 0) + kv
             flops = 2 * layers * params_per_byte
@@ -1460,7 +1473,7 @@ def _speed_work(
             decode_bytes=layers
             + (out_bytes if cpu_out else 0)
             + embedding_row
-            + _range_kv(prep, kv_fill, 0, kv_hi),
+            + _range_kv(prep, kv_fill, 0, kv_hi, fill_cells),
             bandwidth_bytes_per_s=float(cpu.bandwidth_bytes_per_s or 0),
             prompt_flops=2 * layers * params_per_byte,
             peak_flops=float(cpu.flops or 0) * min(threads, cores) / max(cores, 1),
