@@ -1225,19 +1225,27 @@ class _Fit:
         if hit is not None:
             return hit
         prep, gpus, settings = self.prep, self.gpus, self.settings
-        if self.single:  # what _placement gives for one GPU: the last n layers, output first
-            n_layer = prep.spec.n_layer
-            n = max(0, min(n, n_layer + 1))
-            n_cpu = min(n_layer + 1 - n, n_layer)
-            ranges = [(n_cpu, n_layer, n >= 1)]
-            cpu_has_output = n < 1
-            pipeline = False
-        else:
-            n_cpu, ranges = _placement(prep.spec, gpus, n)
-            cpu_has_output = not any(r[2] for r in ranges)
-            pipeline = _pipeline_parallel(prep.spec, gpus, settings, n)
         full, swa = self.kv
         kqv = settings.offload_kqv
+        if self.single:  # what _placement gives for one GPU: the last n layers, output first
+            n_layer = prep.spec.n_layer
+            count = max(0, min(n, n_layer + 1))
+            lo, has_out = min(n_layer + 1 - count, n_layer), count >= 1
+            gpu = gpus[0]
+            fixed = _gpu_weights(prep, gpu, lo, n_layer, has_out)
+            fixed += _range_recurrent(prep, settings, lo, n_layer)
+            if n_layer > lo or has_out:  # a used GPU (the loop below, for this one GPU)
+                fixed += self.overheads[0] + _offload_copy_bytes(
+                    prep, settings, gpu, lo, not has_out
+                )
+            kv_full = full[n_layer] - full[lo] if kqv else 0
+            kv_swa = swa[n_layer] - swa[lo] if kqv else 0
+            hit = ([(gpu.capacity_bytes - fixed, kv_full, kv_swa, n_layer - lo, has_out)], [])
+            self._layouts[n] = hit
+            return hit
+        n_cpu, ranges = _placement(prep.spec, gpus, n)
+        cpu_has_output = not any(r[2] for r in ranges)
+        pipeline = _pipeline_parallel(prep.spec, gpus, settings, n)
         local: list[tuple[int, int, int, int, bool]] = []
         remote: list[tuple[Device, int, int, bool, int, bool]] = []
         for i, (gpu, (lo, hi, has_out)) in enumerate(zip(gpus, ranges, strict=True)):
