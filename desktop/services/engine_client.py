@@ -424,7 +424,7 @@ class EngineClient(QObject):
                 emit(self.modelKept, kept)
             self._update_state()
 
-        self._check_task = run_in_thread(ask, answered, failed)
+        self._check_task = run_in_thread(ask, answered, failed, owner=self)
         self._update_state()
 
     def _restore_after_failure(self) -> LoadRequest | None:

@@ -91,8 +91,10 @@ class LibrarySync(QObject):
         self._again = False
         self.scans += 1
         folders, files = list(self._folders), list(self._files)
-        task = run_in_thread(lambda: self._scan(folders, files), self._done, self._error)
-        self.destroyed.connect(task.cancel)  # its window closed meanwhile: no answer
+        # Its window closed meanwhile: no answer.
+        task = run_in_thread(
+            lambda: self._scan(folders, files), self._done, self._error, owner=self
+        )
         self._task = task
         return task
 

@@ -71,7 +71,9 @@ class LlamaChecker(QObject):
         def ask() -> DryRun:
             return dry_run(path, request, build=build, cache_dir=cache)
 
-        self._task = run_in_thread(ask, lambda result: self._done(key, result), self._failed)
+        self._task = run_in_thread(
+            ask, lambda result: self._done(key, result), self._failed, owner=self
+        )
 
     def _done(self, key: str, result: DryRun) -> None:
         self._results[key] = result

@@ -102,7 +102,7 @@ class RemoteDevices(QObject):
                 )
             self._publish()
 
-        self._tasks.append(run_in_thread(lambda: self._probe(wanted), done, failed))
+        self._tasks.append(run_in_thread(lambda: self._probe(wanted), done, failed, owner=self))
 
     def devices(self) -> list[rpc.RemoteDevice]:
         """The devices of every server that answered, in the order the servers were added."""

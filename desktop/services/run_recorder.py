@@ -152,7 +152,7 @@ class RunRecorder(QObject):
         if machine is None:
             return
         self._task = run_in_thread(
-            lambda: load_figures(machine, path), self._on_figures, self._on_fit_error
+            lambda: load_figures(machine, path), self._on_figures, self._on_fit_error, owner=self
         )
 
     def _on_figures(self, figures: SpeedFigures) -> None:

@@ -636,6 +636,7 @@ class ChatPanel(QWidget):
         task = run_in_thread(
             lambda: _recommended_from_file(path),
             lambda found: self._on_recommended(path, found),
+            owner=self,
         )
         self.destroyed.connect(task.cancel)  # a panel closed meanwhile gets no answer
         self._recommended_task = task

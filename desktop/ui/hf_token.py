@@ -92,6 +92,7 @@ class HfTokenBox(QWidget):
             lambda: _save(token),
             on_done=lambda _: self._done(f"Saved. {token_status()}", clear=True),
             on_error=self._failed,
+            owner=self,  # the Settings dialog closed meanwhile: nothing to say it in
         )
 
     def remove(self) -> None:
@@ -100,6 +101,7 @@ class HfTokenBox(QWidget):
             _remove,
             on_done=lambda _: self._done(f"Removed. {token_status()}"),
             on_error=self._failed,
+            owner=self,
         )
 
     def _busy(self, text: str) -> None:

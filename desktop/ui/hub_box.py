@@ -151,6 +151,7 @@ class HubBox(QWidget):
             lambda: list_gguf_files(repo_id, endpoint=endpoint),
             on_done=lambda models: self._on_listed(generation, repo_id, models),
             on_error=lambda exc: self._on_error(generation, exc),
+            owner=self,  # the box closed meanwhile: the answer is dropped
         )
 
     # ------------------------------------------------------------------ steps
@@ -165,6 +166,7 @@ class HubBox(QWidget):
             lambda: read_remote_rows(repo_id, models, endpoint=endpoint, cache_dir=cache_dir),
             on_done=lambda lookup: self._on_read(generation, lookup),
             on_error=lambda exc: self._on_error(generation, exc),
+            owner=self,
         )
 
     def _on_read(self, generation: int, lookup: RemoteLookup) -> None:

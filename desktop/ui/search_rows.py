@@ -212,7 +212,9 @@ class HubSearch(QObject):
             get_session()
             self._catalog_getter()
 
-        run_in_thread(warm, on_error=lambda exc: _log.debug("warm-up failed: %s", exc))
+        run_in_thread(
+            warm, on_error=lambda exc: _log.debug("warm-up failed: %s", exc), owner=self
+        )
 
     def _on_text(self, text: str) -> None:
         text = text.strip()
@@ -250,6 +252,7 @@ class HubSearch(QObject):
             lambda: search(text, sort, SEARCH_LIMIT, endpoint=endpoint),
             on_done=lambda page: self._on_results(generation, page),
             on_error=lambda exc: self._on_error(generation, exc),
+            owner=self,  # the panel closed meanwhile: nothing to show the results in
         )
 
     def _on_results(self, generation: int, page: Any) -> None:
@@ -308,7 +311,7 @@ class HubSearch(QObject):
                 on_error(exc)
 
         def start() -> None:
-            run_in_thread(fn, on_done=done, on_error=failed)
+            run_in_thread(fn, on_done=done, on_error=failed, owner=self)
 
         self._submit(start)
 
