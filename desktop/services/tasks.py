@@ -14,11 +14,14 @@ A task started for a widget (or any QObject) names it as its ``owner``: when the
 been deleted by the time the result comes (its window or panel closed meanwhile), the
 result is dropped instead of handed to callbacks that would touch deleted Qt objects.
 
-No Qt object of a task is ever deleted on a pool thread: the carrier the pool thread emits
-on is a C++ child of its task (dropping the pool thread's Python reference to it deletes
-nothing), and a delivered task lets go of its callbacks at once, so the reference cycles
-through them (a callback's widget holding its task) never leave the task for Python's cycle
-collector, which runs on whichever thread happens to allocate.
+No Qt object of a task is deleted where Qt forbids it. Not inside its own delivery: a
+delivered task stays referenced until a zero timer has fired (a task nobody else holds
+would otherwise be freed, and its QObject deleted, while Qt still handles the queued call
+to it). Not on a pool thread: the carrier the pool thread emits on is a C++ child of its
+task (dropping the pool thread's Python reference to it deletes nothing), and a delivered
+task lets go of its callbacks at once, so the reference cycles through them (a callback's
+widget holding its task) never leave the task for Python's cycle collector, which runs on
+whichever thread happens to allocate.
 
 QtCore only (an import-linter contract): no widgets here.
 """
@@ -31,14 +34,15 @@ from collections.abc import Callable
 from typing import Any
 
 import shiboken6
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, QTimer, Signal, Slot
 
 from desktop.services.signals import emit
 
 __all__ = ["Task", "run_in_thread"]
 
-# Tasks whose result has not been delivered yet. Python would otherwise be free to collect
-# a Task nobody else holds while its runnable still runs, and the result would be lost.
+# Tasks whose result has not been delivered yet (or was, a zero timer ago: see _finish).
+# Python would otherwise be free to collect a Task nobody else holds while its runnable
+# still runs, and the result would be lost.
 _PENDING: set[Task] = set()
 
 
@@ -146,7 +150,11 @@ class Task(QObject):
         """Mark the task delivered and let go of its callbacks (returned, unless the result
         is dropped: None)."""
         self._finished = True
-        _PENDING.discard(self)
+        # Not _PENDING.discard(self) here: that may be the last reference, and Python would
+        # then delete this QObject inside its own queued call (PySide's qt_metacall, under
+        # QObject::event), which Qt forbids; a use-after-free, and a crash some runs later.
+        # The release waits for a zero timer, whose event is delivered to another object.
+        QTimer.singleShot(0, lambda: _PENDING.discard(self))
         callbacks = (self._on_done, self._on_error)
         self._on_done = self._on_error = None
         return None if self.dropped else callbacks

@@ -24,7 +24,7 @@ from conftest import make_profile
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))  # hub_server
 
 from hub_server import QWEN8B_REPO, HubServer, serving_search_world, write_search_models
-from PySide6.QtCore import QObject, QThreadPool
+from PySide6.QtCore import QCoreApplication, QObject, QThreadPool
 
 from desktop.core.catalog import load_catalog
 from desktop.core.rows import catalog_rows
@@ -177,3 +177,20 @@ def test_a_task_with_its_owner_delivers_and_lets_go_of_its_callbacks(qtbot: Any)
     assert blocker.args == [42] and callback.values == [42] and not task.dropped
     del callback
     assert gone() is None  # the task holds no callback (and nothing it refers to) any more
+
+
+def test_a_task_nobody_holds_is_not_freed_inside_its_own_delivery(qtbot: Any) -> None:
+    """The last reference to a fire-and-forget task was _PENDING's; dropping it inside the
+    delivery deleted the task's QObject inside its own queued call (PySide's qt_metacall
+    under QObject::event): a use-after-free, and a segfault in a later event loop."""
+    delivered: list[object] = []
+
+    def start() -> weakref.ref[tasks.Task]:
+        return weakref.ref(run_in_thread(lambda: 42, on_done=delivered.append))
+
+    task = start()
+    assert QThreadPool.globalInstance().waitForDone(SIGNAL_MS)  # its result is posted
+    QCoreApplication.sendPostedEvents()  # delivers it; timers do not run here
+    assert delivered == [42]
+    assert task() is not None, "the task was freed (its QObject deleted) inside its own call"
+    qtbot.waitUntil(lambda: task() is None, timeout=SIGNAL_MS)  # released a moment later
