@@ -467,7 +467,6 @@ class Worker:
         and takes no callback argument, so the defaults are wrapped for the load.
         """
         module: Any = sys.modules["llama_cpp.llama_cpp"]
-        original = module.llama_model_default_params
         last = -1.0
 
         def on_progress(fraction: float, _user_data: Any) -> bool:
@@ -482,17 +481,8 @@ class Worker:
 
         callback = module.llama_progress_callback(on_progress)
         self._progress_callback = callback  # alive as long as the model may call it
-
-        def default_params() -> Any:
-            params = original()
-            params.progress_callback = callback
-            return params
-
-        module.llama_model_default_params = default_params
-        try:
+        with _default_model_params(progress_callback=callback):
             yield
-        finally:
-            module.llama_model_default_params = original
 
     def _free_model(self) -> None:
         llama, self._llama = self._llama, None
@@ -672,13 +662,23 @@ def _devices_for(devices: list[int] | None) -> Iterator[None]:
     if devices is None:
         yield
         return
+    array = (ctypes.c_void_p * (len(devices) + 1))(*devices, None)  # alive until the block ends
+    with _default_model_params(devices=ctypes.cast(array, ctypes.c_void_p)):
+        yield
+
+
+@contextlib.contextmanager
+def _default_model_params(**fields: Any) -> Iterator[None]:
+    """Load with these llama_model_params fields set. ``Llama()`` builds its model parameters
+    from ``llama_model_default_params()`` and takes neither a progress callback nor a device
+    list, so the defaults are wrapped while the block runs (the wrappers nest)."""
     module: Any = sys.modules["llama_cpp.llama_cpp"]
     original = module.llama_model_default_params
-    array = (ctypes.c_void_p * (len(devices) + 1))(*devices, None)
 
     def default_params() -> Any:
         params = original()
-        params.devices = ctypes.cast(array, ctypes.c_void_p)
+        for name, value in fields.items():
+            setattr(params, name, value)
         return params
 
     module.llama_model_default_params = default_params
