@@ -361,21 +361,9 @@ Event = Union[  # noqa: UP007 (used at runtime)
 ]
 Message = Union[Request, Event]  # noqa: UP007
 
-REQUEST_TYPES: tuple[type[Any], ...] = (Load, Chat, Stop, Unload, Shutdown, Serve, StopServing)
-EVENT_TYPES: tuple[type[Any], ...] = (
-    Hello,
-    LoadProgress,
-    Loaded,
-    Unloaded,
-    Token,
-    Done,
-    Error,
-    Serving,
-    ServingStopped,
-    ApiRequest,
-    ApiStarted,
-    ApiFinished,
-)
+#: Every request and event class, from the unions above (one list to keep).
+REQUEST_TYPES: tuple[type[Any], ...] = typing.get_args(Request)
+EVENT_TYPES: tuple[type[Any], ...] = typing.get_args(Event)
 #: The events about serving other apps (desktop.services.api_serving takes them).
 API_EVENT_TYPES: tuple[type[Any], ...] = (
     Serving,

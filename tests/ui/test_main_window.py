@@ -20,6 +20,7 @@ from desktop.core.estimate import Verdict
 from desktop.core.rows import ModelRow
 from desktop.core.settings import UserSettings, load_settings
 from desktop.services.tasks import run_in_thread
+from desktop.ui import theme
 from desktop.ui.main_window import MainWindow
 from desktop.ui.models_table import ROW_ROLE, SORT_ROLE, Column
 from desktop.ui.widgets import HintLabel
@@ -449,34 +450,9 @@ def _contrast(a: QColor, b: QColor) -> float:
     return (hi + 0.05) / (lo + 0.05)
 
 
-def dark_palette() -> QPalette:
-    """A dark palette like a dark desktop theme gives (disabled colours derived by Qt)."""
-    pal = QPalette(QColor("#2d2e31"), QColor("#202124"))
-    roles = {
-        QPalette.ColorRole.Window: "#202124",
-        QPalette.ColorRole.WindowText: "#e8eaed",
-        QPalette.ColorRole.Base: "#17181a",
-        QPalette.ColorRole.AlternateBase: "#242528",
-        QPalette.ColorRole.Text: "#e8eaed",
-        QPalette.ColorRole.Button: "#2d2e31",
-        QPalette.ColorRole.ButtonText: "#e8eaed",
-        QPalette.ColorRole.Highlight: "#3d6fd8",
-        QPalette.ColorRole.HighlightedText: "#ffffff",
-        QPalette.ColorRole.ToolTipBase: "#2d2e31",
-        QPalette.ColorRole.ToolTipText: "#e8eaed",
-        QPalette.ColorRole.PlaceholderText: "#9aa0a6",
-        QPalette.ColorRole.Mid: "#44464a",
-    }
-    for role, color in roles.items():
-        pal.setColor(QPalette.ColorGroup.Active, role, QColor(color))
-        pal.setColor(QPalette.ColorGroup.Inactive, role, QColor(color))
-    for role in (
-        QPalette.ColorRole.WindowText,
-        QPalette.ColorRole.Text,
-        QPalette.ColorRole.ButtonText,
-    ):
-        pal.setColor(QPalette.ColorGroup.Disabled, role, QColor("#6f7378"))
-    return pal
+# The app's own dark palette (Settings > Theme > Dark) stands in for a dark desktop theme;
+# panel_screenshots, screenshots and test_monitor_panel import it from here.
+dark_palette = theme.dark_palette
 
 
 @pytest.fixture
