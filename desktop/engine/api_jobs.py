@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from desktop.engine import protocol as p
+from desktop.engine.streaming import follow_stream
 
 _CONTEXT_RE = re.compile(r"Requested tokens \((?P<asked>\d+)\) exceed context window of (?P<n>\d+)")
 
@@ -162,42 +163,25 @@ def _generate(
     except Exception as exc:
         return _failure(exc)
 
-    index = 0
-    first_t = last_t = 0.0
-    first_n = last_n = 0
-    first_text_t = 0.0
-    finish = "length"
+    def on_text(text: str, t: float, index: int) -> None:
+        job.deliver(Piece(text, t))
+        send(p.Token(text=text, t=t, index=index, id=job.id))
+
     try:
-        for chunk in stream:
-            choice = chunk["choices"][0]
-            if job.kind == "chat":
-                delta = choice["delta"]
-                decoded = "content" in delta
-                text = delta.get("content") or ""
-            else:
-                decoded = True
-                text = choice.get("text") or ""
-            if decoded:
-                now = time.monotonic()
-                if not first_t:
-                    first_t, first_n = now, llama.n_tokens
-                last_t, last_n = now, llama.n_tokens
-            if text:
-                job.deliver(Piece(text, now))
-                send(p.Token(text=text, t=now, index=index, id=job.id))
-                if index == 0:
-                    first_text_t = now
-                index += 1
-            if choice.get("finish_reason"):
-                finish = choice["finish_reason"]
-            if job.stop.is_set():
-                finish = "disconnected"
-                break
+        timing = follow_stream(
+            stream,
+            llama,
+            chat=job.kind == "chat",
+            on_text=on_text,
+            stop=job.stop,
+            stopped_as="disconnected",
+        )
     except Exception as exc:
         return _failure(exc)
     finally:
         stream.close()
     ended = time.monotonic()
+    finish = timing.finish
     if job.kind == "chat":
         prompt_tokens = prompt_length()
     completion = counter.count
@@ -208,10 +192,8 @@ def _generate(
         and llama_cpp.llama_vocab_is_eog(llama._model.vocab, last)
     ):
         completion -= 1  # the end-of-generation token ends the answer, it is not in it
-    span = last_t - first_t
-    decoded_tokens = last_n - first_n
-    rate = decoded_tokens / span if decoded_tokens > 0 and span > 0 else 0.0
-    ttft = (first_text_t if index else ended) - job.received_t
+    rate = timing.decode_tokens_per_s
+    ttft = timing.ttft_s(job.received_t, ended)
     if finish == "disconnected":
         _finished(
             send,

@@ -45,6 +45,7 @@ from desktop.core.llama_log import parse_load_log
 from desktop.core.threads import default_threads, usable_cpus
 from desktop.engine import protocol as p
 from desktop.engine.api_jobs import ApiJob, run_api_job, served_model
+from desktop.engine.streaming import follow_stream
 
 _GGUF_MAGIC = b"GGUF"
 _GGUF_VERSIONS = (2, 3)
@@ -515,55 +516,30 @@ class Worker:
         except Exception as exc:
             raise _chat_failure(exc) from None
 
-        index = 0
-        first_text_t = 0.0
-        decoded_seen = 0
-        first_t = last_t = 0.0
-        first_n = last_n = 0  # llama.n_tokens at the first and the last decoded token
-        finish = "length"
+        def on_text(text: str, t: float, index: int) -> None:
+            self._send(p.Token(text=text, t=t, index=index, id=req.id))
+
         try:
-            for chunk in stream:
-                choice = chunk["choices"][0]
-                delta = choice["delta"]
-                if "content" in delta:
-                    # One decoded token; its text may be empty (a control token, half of a
-                    # multi-byte character), and the speed counts it all the same.
-                    now = time.monotonic()
-                    if decoded_seen == 0:
-                        first_t, first_n = now, llama.n_tokens
-                    last_t, last_n = now, llama.n_tokens
-                    decoded_seen += 1
-                text = delta.get("content")
-                if text:  # "content" was in the delta: `now` is this token's time
-                    self._send(p.Token(text=text, t=now, index=index, id=req.id))
-                    if index == 0:
-                        first_text_t = now
-                    index += 1
-                if choice.get("finish_reason"):
-                    finish = choice["finish_reason"]
-                if self._stop.is_set():
-                    finish = "user"
-                    break
+            timing = follow_stream(
+                stream, llama, chat=True, on_text=on_text, stop=self._stop, stopped_as="user"
+            )
         except Exception as exc:
             raise _chat_failure(exc) from None
         finally:
             stream.close()
         ended = time.monotonic()
+        finish = timing.finish
         prompt_tokens = self._prompt_length.last if self._prompt_length else 0
         # Every sampled token but the last is evaluated; the last one only when the model
         # itself ended the answer (its end-of-generation token is not part of it).
         generated = max(llama.n_tokens - prompt_tokens + (0 if finish == "stop" else 1), 0)
-        ttft = (first_text_t if index else ended) - started
-        span = last_t - first_t
-        # Tokens decoded between the first and the last token, over that time: a piece can
-        # hold several tokens (one multi-byte character), so counting pieces would be wrong.
-        decoded = last_n - first_n
+        ttft = timing.ttft_s(started, ended)
         return p.Done(
             prompt_tokens=prompt_tokens,
             generated_tokens=generated,
             ttft_s=ttft,
             prompt_tokens_per_s=prompt_tokens / ttft if ttft > 0 else 0.0,
-            gen_tokens_per_s=decoded / span if decoded > 0 and span > 0 else 0.0,
+            gen_tokens_per_s=timing.decode_tokens_per_s,
             stop_reason="user" if finish == "user" else "stop" if finish == "stop" else "length",
             remote_memory=_remote_memory(),
             id=req.id,
